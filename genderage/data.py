@@ -1,0 +1,219 @@
+"""Merge label sources into one clean, de-duplicated, split Hugging Face ImageFolder, and load it back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .dedup import Fingerprint, deduplicate
+from .images import CleaningOptions, ImageInfo, process_image
+from .labels import AGE_GROUPS, GENDERS
+from .sources import Record, SourceError, SourceSpec, read_source
+from .splits import SPLITS, stratified_split
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.jsonl"
+DROPPED_FILE = "dropped.csv"
+REPORT_FILE = "report.json"
+CARD_FILE = "README.md"
+
+
+def dataset_features():
+    """The prepared dataset's schema: labels as `ClassLabel`s so they stay integers with names."""
+    from datasets import ClassLabel, Features, Image, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "gender": ClassLabel(names=GENDERS),
+            "age": Value("int32"),
+            "age_group": ClassLabel(names=AGE_GROUPS),
+            "race": Value("string"),
+            "source": Value("string"),
+            "source_path": Value("string"),
+        }
+    )
+
+
+def load_prepared(data_dir: str | Path):
+    """Load a folder written by `prepare_dataset` as a `DatasetDict` (train/validation/test) with typed labels."""
+    from datasets import load_dataset
+
+    data_dir = Path(data_dir)
+    if not (data_dir / REPORT_FILE).is_file():
+        raise FileNotFoundError(f"{data_dir} is not a prepared dataset (no {REPORT_FILE}); run prepare_dataset.py first")
+    return load_dataset("imagefolder", data_dir=str(data_dir), features=dataset_features())
+
+
+@dataclass
+class PrepareConfig:
+    """Everything `prepare_dataset` needs; the CLI fills it from flags."""
+
+    sources: list[SourceSpec]
+    output_dir: Path
+    seed: int = 42
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    cleaning: CleaningOptions = field(default_factory=CleaningOptions)
+    near_duplicate_distance: int = 12  # bits of the 256-bit dHash; -1 turns near-duplicate search off
+    test_source: str | None = None
+    workers: int = max(1, os.cpu_count() or 1)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise SourceError("give at least one --source KIND=PATH")
+        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or abs(sum(self.ratios) - 1) > 1e-6:
+            raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {self.ratios}")
+        names = [spec.name for spec in self.sources]
+        if self.test_source and self.test_source not in names:
+            raise SourceError(f"--test-source {self.test_source!r} is not one of the sources {names}")
+
+
+def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, str, str, str]], list[str], dict]:
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise SourceError(f"source names must be unique, got {names}; name them with ,name=...")
+    records, dropped, ignored, licenses = [], [], [], {}
+    for spec in specs:
+        result = read_source(spec)
+        logger.info("source %s (%s): %d labelled, %d unusable labels", spec.name, spec.kind, len(result.records), len(result.dropped))
+        records += result.records
+        dropped += [(path, spec.name, "labels", reason) for path, reason in result.dropped]
+        ignored += result.ignored
+        licenses[spec.name] = spec.license
+    return records, dropped, ignored, licenses
+
+
+def _prepare_output(config: PrepareConfig) -> Path:
+    out = config.output_dir
+    if out.exists() and any(out.iterdir()):
+        if not config.overwrite:
+            raise FileExistsError(f"{out} is not empty; choose another --output or pass --overwrite")
+        if not (out / REPORT_FILE).exists():
+            raise FileExistsError(f"refusing to overwrite {out}: it is not a prepared dataset")
+        shutil.rmtree(out)
+    staging = out / ".staging"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _process_images(records: list[Record], staging: Path, config: PrepareConfig) -> list[ImageInfo]:
+    work = partial(_process_one, output_dir=str(staging), options=config.cleaning)
+    tasks = list(enumerate(record.source_path for record in records))
+    progress = tqdm(total=len(tasks), desc="decode + hash", unit="img")
+    if config.workers <= 1:
+        infos = [progress.update() or work(task) for task in tasks]
+    else:
+        with Pool(config.workers) as pool:
+            infos = [progress.update() or info for info in pool.imap(work, tasks, chunksize=64)]
+    progress.close()
+    return infos
+
+
+def _process_one(task: tuple[int, str], output_dir: str, options: CleaningOptions) -> ImageInfo:
+    return process_image(task[0], task[1], output_dir, options)
+
+
+def prepare_dataset(config: PrepareConfig) -> dict:
+    """Read, clean, de-duplicate and split the sources into `config.output_dir`; return the report."""
+    started = time.perf_counter()
+    records, dropped, ignored, licenses = _read_all(config.sources)
+    if not records:
+        raise SourceError("the sources hold no labelled images")
+    staging = _prepare_output(config)
+
+    infos = _process_images(records, staging, config)
+    decoded = [i for i, info in enumerate(infos) if info.reason is None]
+    dropped += [(records[i].source_path, records[i].source, "image", infos[i].reason) for i, info in enumerate(infos) if info.reason]
+
+    decision = deduplicate(
+        [records[i] for i in decoded],
+        [Fingerprint(infos[i].sha256, infos[i].dhash) for i in decoded],
+        config.near_duplicate_distance,
+    )
+    for position, reason in decision.dropped:
+        index = decoded[position]
+        dropped.append((records[index].source_path, records[index].source, "duplicate", reason))
+        (staging / infos[index].output_name).unlink(missing_ok=True)
+    kept = [decoded[position] for position in decision.keep]
+
+    splits = stratified_split(
+        [f"{records[i].gender}|{records[i].age_group}" for i in kept],
+        config.ratios,
+        config.seed,
+        [records[i].source == config.test_source for i in kept],
+    )
+    rows = _write_splits(config.output_dir, staging, [(records[i], infos[i]) for i in kept], splits)
+    _write_dropped(config.output_dir / DROPPED_FILE, dropped)
+
+    report = _build_report(config, records, rows, dropped, ignored, licenses, decision, time.perf_counter() - started)
+    (config.output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    from .dataset_card import build_dataset_card
+
+    (config.output_dir / CARD_FILE).write_text(build_dataset_card(report, rows))
+    return report
+
+
+def _write_splits(out: Path, staging: Path, items: list[tuple[Record, ImageInfo]], splits: list[str]) -> list[dict]:
+    rows = []
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+    handles = {split: (out / split / METADATA_FILE).open("w") for split in SPLITS}
+    try:
+        for (record, info), split in zip(items, splits):
+            (staging / info.output_name).rename(out / split / info.output_name)
+            row = {"file_name": info.output_name, **asdict(record)}
+            handles[split].write(json.dumps(row) + "\n")
+            rows.append({**row, "split": split})
+    finally:
+        for handle in handles.values():
+            handle.close()
+    shutil.rmtree(staging)
+    return rows
+
+
+def _write_dropped(path: Path, dropped: list[tuple[str, str, str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source_path", "source", "stage", "reason"])
+        writer.writerows(dropped)
+
+
+def _build_report(config, records, rows, dropped, ignored, licenses, decision, seconds) -> dict:
+    return {
+        "inputs": len(records) + sum(1 for d in dropped if d[2] == "labels"),
+        "kept": len(rows),
+        "dropped": len(dropped),
+        "dropped_by_stage": dict(Counter(d[2] for d in dropped)),
+        "ignored_non_image_files": ignored,
+        "duplicate_groups": decision.groups,
+        "conflicting_duplicate_groups": decision.conflicting_groups,
+        "splits": {s: sum(r["split"] == s for r in rows) for s in SPLITS},
+        "by_split_gender": {f"{s}/{g}": n for (s, g), n in sorted(Counter((r["split"], r["gender"] or "unknown") for r in rows).items())},
+        "sources": {
+            spec.name: {"kind": spec.kind, "path": str(spec.path), "license": licenses[spec.name],
+                        "kept": sum(r["source"] == spec.name for r in rows)}
+            for spec in config.sources
+        },
+        "settings": {
+            "seed": config.seed,
+            "ratios": list(config.ratios),
+            "min_side": config.cleaning.min_side,
+            "max_side": config.cleaning.max_side,
+            "near_duplicate_distance": config.near_duplicate_distance,
+            "test_source": config.test_source,
+        },
+        "seconds": round(seconds, 1),
+    }

@@ -1,0 +1,75 @@
+"""The project's label vocabulary: gender, FairFace age groups, and the joint gender×age labels."""
+
+from __future__ import annotations
+
+import re
+
+GENDERS: list[str] = ["female", "male"]
+AGE_GROUPS: list[str] = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
+# Inclusive lower bounds of AGE_GROUPS, used to bin an age in years.
+AGE_GROUP_LOWER_BOUNDS: list[int] = [0, 3, 10, 20, 30, 40, 50, 60, 70]
+# Representative age of each group (its midpoint; 70+ taken as 77), for expected-age estimates.
+AGE_GROUP_MIDPOINTS: list[float] = [1.0, 6.0, 14.5, 24.5, 34.5, 44.5, 54.5, 64.5, 77.0]
+
+GENDER_ALIASES: dict[str, str] = {
+    **dict.fromkeys(["female", "females", "f", "woman", "women", "girl", "girls", "w"], "female"),
+    **dict.fromkeys(["male", "males", "m", "man", "men", "boy", "boys"], "male"),
+}
+
+_RANGE = re.compile(r"^(\d+)\s*(?:-|_|–|to)\s*(\d+)$")
+_OPEN_ENDED = re.compile(r"^(?:(\d+)\s*\+|(?:more|older) than\s*(\d+)|(\d+)\s*(?:plus|and over|or more))$")
+
+
+def age_to_group(age: float) -> str:
+    """Bin an age in years into its FairFace age group."""
+    if age < 0:
+        raise ValueError(f"negative age: {age}")
+    index = max(i for i, lower in enumerate(AGE_GROUP_LOWER_BOUNDS) if age >= lower)
+    return AGE_GROUPS[index]
+
+
+def normalise_gender(value: str, aliases: dict[str, str] | None = None) -> str | None:
+    """Map a gender spelling ('Male', 'women', 'F', ...) to 'female'/'male'; None if unknown."""
+    key = str(value).strip().lower()
+    if aliases and key in aliases:
+        return aliases[key]
+    return GENDER_ALIASES.get(key)
+
+
+def parse_age_label(value: str) -> tuple[int | None, str | None]:
+    """Parse an age annotation into (age in years or None, age group or None).
+
+    Accepts a plain age ('34'), a range ('20-29', '1-10', '20_29') binned by its midpoint,
+    and open-ended forms ('70+', 'more than 70').
+    """
+    text = str(value).strip().lower()
+    if not text:
+        return None, None
+    if text.isdigit():
+        age = int(text)
+        return age, age_to_group(age)
+    if text in AGE_GROUPS:
+        return None, text
+    if match := _RANGE.match(text):
+        low, high = int(match.group(1)), int(match.group(2))
+        if low > high:
+            return None, None
+        return None, age_to_group((low + high) / 2)
+    if match := _OPEN_ENDED.match(text):
+        lower = int(next(g for g in match.groups() if g))
+        return None, age_to_group(lower)
+    return None, None
+
+
+def joint_label(gender: str, age_group: str) -> str:
+    """The joint class name used by the `gender_age` task, e.g. 'female, 20-29'."""
+    return f"{gender}, {age_group}"
+
+
+JOINT_LABELS: list[str] = [joint_label(g, a) for g in GENDERS for a in AGE_GROUPS]
+
+
+def split_joint_label(label: str) -> tuple[str, str]:
+    """Inverse of `joint_label`."""
+    gender, age_group = label.split(", ")
+    return gender, age_group

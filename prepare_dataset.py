@@ -1,0 +1,76 @@
+"""Merge labelled photo collections into one clean Hugging Face ImageFolder with gender and age labels.
+
+Usage:
+    python prepare_dataset.py --source utkface=../shared/data/utkface \
+        --source folders=../shared/data/men_women_classification_128px --output data/prepared
+
+Source kinds (repeat --source; options follow after commas):
+    utkface=DIR                    labels in UTKFace file names
+    folders=DIR[,map=NAME:male]    one folder per class (men/ women/, 20-29/, nested)
+    csv=FILE[,root=DIR,file_col=..,gender_col=..,age_col=..,race_col=..]   FairFace-style annotations
+    pattern=DIR,regex=(?P<gender>..)-(?P<age>..)                             labels in file names
+    feedback=DIR                   corrections saved by app.py
+Every source also takes name=NAME and license=TEXT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", action="append", required=True, metavar="KIND=PATH[,key=value]", help="a labelled collection; repeatable")
+    parser.add_argument("--output", required=True, type=Path, help="folder to write the ImageFolder to (must be empty)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the split assignment")
+    parser.add_argument("--split-ratios", default="80/10/10", help="train/validation/test percentages")
+    parser.add_argument("--test-source", help="hold this source (by name) out as the whole test set")
+    parser.add_argument("--min-side", type=int, default=32, help="drop images whose shorter side is smaller (px)")
+    parser.add_argument("--max-side", type=int, default=0, help="downscale larger images to this side (px); 0 keeps sizes")
+    parser.add_argument("--near-duplicate-distance", type=int, default=12, help="max Hamming distance of 256-bit dHashes; -1 disables")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset in --output")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the result as a Hub dataset repo")
+    parser.add_argument("--private", action="store_true", help="make the Hub dataset private")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: build the upload folder, send nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from genderage.data import PrepareConfig, prepare_dataset
+    from genderage.images import CleaningOptions
+    from genderage.dataset_card import format_summary
+    from genderage.sources import SourceError, parse_source_spec
+
+    try:
+        ratios = tuple(float(p) / 100 for p in args.split_ratios.split("/"))
+        config = PrepareConfig(
+            sources=[parse_source_spec(text) for text in args.source],
+            output_dir=args.output,
+            seed=args.seed,
+            ratios=ratios,
+            cleaning=CleaningOptions(min_side=args.min_side, max_side=args.max_side),
+            near_duplicate_distance=args.near_duplicate_distance,
+            test_source=args.test_source,
+            overwrite=args.overwrite,
+            **({"workers": args.workers} if args.workers else {}),
+        )
+        report = prepare_dataset(config)
+    except (SourceError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(report))
+    if args.push_to_hub:
+        from genderage.hub import push_dataset
+
+        print(push_dataset(args.output, args.push_to_hub, private=args.private, dry_run=args.dry_run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
