@@ -112,14 +112,11 @@ def _prepare_output(config: PrepareConfig) -> Path:
 def _process_images(records: list[Record], staging: Path, config: PrepareConfig) -> list[ImageInfo]:
     work = partial(_process_one, output_dir=str(staging), options=config.cleaning)
     tasks = list(enumerate(record.source_path for record in records))
-    progress = tqdm(total=len(tasks), desc="decode + hash", unit="img")
+    bar = partial(tqdm, total=len(tasks), desc="decode + hash", unit="img")
     if config.workers <= 1:
-        infos = [progress.update() or work(task) for task in tasks]
-    else:
-        with Pool(config.workers) as pool:
-            infos = [progress.update() or info for info in pool.imap(work, tasks, chunksize=64)]
-    progress.close()
-    return infos
+        return [work(task) for task in bar(tasks)]
+    with Pool(config.workers) as pool:
+        return list(bar(pool.imap(work, tasks, chunksize=64)))
 
 
 def _process_one(task: tuple[int, str], output_dir: str, options: CleaningOptions) -> ImageInfo:

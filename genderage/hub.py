@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 
 from huggingface_hub import DatasetCard, HfApi
@@ -35,13 +36,27 @@ def push_dataset(data_dir: str | Path, repo_id: str, private: bool = False, dry_
     return f"pushed https://huggingface.co/datasets/{repo_id}"
 
 
+# Training leaves these next to the model; they are not part of the published repo.
+UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/*", "runs/*", "hub_upload/*", "*.tmp"]
+
+
+def files_to_upload(folder: str | Path, ignore: list[str] = UPLOAD_IGNORE) -> list[str]:
+    """The relative paths `upload_folder` sends: everything in `folder` but the ignore patterns."""
+    folder = Path(folder)
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return [p for p in paths if not any(fnmatch(p, pattern) for pattern in ignore)]
+
+
 def upload_folder(folder: str | Path, repo_id: str, repo_type: str, private: bool = False, dry_run: bool = False,
-                  api: HfApi | None = None, **create_kwargs) -> str:
-    """Create the repo if needed and upload `folder` as its content; the dry run only names the folder."""
+                  api: HfApi | None = None) -> str:
+    """Create the repo if needed and upload `folder`; the dry run lists what would be sent and sends nothing."""
+    if not repo_id:
+        raise ValueError("pushing needs a repo id (--hub_model_id / --push-to-hub REPO_ID)")
+    files = files_to_upload(folder)
     if dry_run:
-        return f"dry run: {folder} is what would be uploaded to the {repo_type} repo {repo_id}"
+        return f"dry run: would upload {len(files)} files to the {repo_type} repo {repo_id}: " + ", ".join(files)
     api = api or HfApi()
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_kwargs)
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
-                      commit_message="Upload from genderage")
-    return f"uploaded {folder} to {repo_type} {repo_id}"
+                      ignore_patterns=UPLOAD_IGNORE, commit_message="Upload from genderage")
+    return f"uploaded {len(files)} files to https://huggingface.co/{'' if repo_type == 'model' else repo_type + 's/'}{repo_id}"

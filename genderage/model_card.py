@@ -1,0 +1,139 @@
+"""The model card: Hub metadata (with model-index), usage, data and licences, results per group, limitations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .config import DataArguments, ModelArguments, TrainArguments
+from .evaluation import PLOTS
+from .labels import AGE_GROUPS
+
+CARD_METRICS = ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae", "joint_accuracy")
+
+
+def _dataset_info(data_dir: str | None) -> tuple[str, str]:
+    """Dataset name and source licences from the prepared dataset's report."""
+    import json
+
+    report_path = Path(data_dir or "") / "report.json"
+    if not report_path.is_file():
+        return "unknown", "- unknown"
+    report = json.loads(report_path.read_text())
+    licences = "\n".join(f"- **{name}**: {info['license']} ({info['kept']} images)" for name, info in report["sources"].items())
+    return "+".join(report["sources"]), licences
+
+
+def _group_table(metrics: dict, column: str, values: list[str]) -> str:
+    names = [n for n in ("gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae") if f"{n}/{column}={values[0]}" in metrics or any(f"{n}/{column}={v}" in metrics for v in values)]
+    lines = [f"| {column} | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for value in values:
+        if f"n/{column}={value}" in metrics:
+            cells = [f"{metrics[f'{n}/{column}={value}']:.3f}" if f"{n}/{column}={value}" in metrics else "" for n in names]
+            lines.append(f"| {value} | {metrics[f'n/{column}={value}']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_model_card(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments,
+                     results: dict, train_size: int) -> ModelCard:
+    base_model = model_args.model_name_or_path or f"timm/{model_args.timm_architecture}"
+    dataset_name, licences = _dataset_info(data_args.data_dir)
+    test = results["test"]["metrics"]
+    eval_results = [
+        EvalResult(task_type="image-classification", dataset_type=dataset_name, dataset_name=dataset_name,
+                   dataset_split="test", metric_type=name, metric_name=name.replace("_", " "), metric_value=round(test[name], 4))
+        for name in CARD_METRICS if name in test
+    ]
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        base_model=base_model,
+        datasets=[dataset_name],
+        license="other",
+        tags=["image-classification", "gender", "age", "faces", "genderage"],
+        model_name=Path(training_args.output_dir).name,
+        eval_results=eval_results,
+    )
+    races = sorted({k.split("race=", 1)[1] for k in test if k.startswith("n/race=")})
+    sources = sorted({k.split("source=", 1)[1] for k in test if k.startswith("n/source=")})
+    worst = "\n".join(f"- {k.removeprefix('worst/')}: **{v}**" for k, v in results["test"]["details"].items() if k.startswith("worst/"))
+    overall = "\n".join(f"| {name} | {results['validation']['metrics'].get(name, float('nan')):.4f} | {test[name]:.4f} |" for name in CARD_METRICS if name in test)
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {data.model_name}
+
+Predicts perceived **gender** (female/male) and **age group** (FairFace bins {', '.join(AGE_GROUPS)}) from a face
+photo. Task `{data_args.task}`{" (one head over 18 joint labels like `female, 20-29`; marginal gender and age-group probabilities are sums of the joint ones)" if data_args.task == "gender_age" else ""}.
+Fine-tuned from `{base_model}` with [genderage](https://github.com/genderage/genderage).
+
+## How to use
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("image-classification", model="PATH_OR_HUB_ID")
+predictions = classifier("face.jpg", top_k=classifier.model.config.num_labels)
+```
+
+Feed a face crop framed like the training data (a tight, roughly centred face); `app.py` detects and crops
+faces for you.
+
+## Intended and out-of-scope uses
+Intended: research and demonstrations of perceived-attribute classification, and measuring where such models fail.
+Out of scope: any decision about a person (hiring, access, policing, moderation, age verification), inferring
+anyone's gender identity, surveillance, or use on people who have not agreed to it.
+
+## Training data and licences
+Dataset `{dataset_name}` prepared with `prepare_dataset.py` ({train_size} training images). Licences:
+{licences}
+
+A model trained on research-only data inherits that restriction: **research, non-commercial use only** unless
+every source's licence allows more.
+
+## Preprocessing and hyperparameters
+Resolution {model_args.image_size or "model default"} px; evaluation preprocessing is the saved image processor.
+Augmentation: random resized crop (scale {data_args.scale_min}–1), horizontal flip p={data_args.hflip},
+rotation ±{data_args.rotation}°, shift {data_args.translate}, colour jitter {data_args.color_jitter}.
+Epochs {training_args.num_train_epochs}, batch size {training_args.per_device_train_batch_size} per device,
+learning rate {training_args.learning_rate} (backbone × {training_args.backbone_lr_scale}), scheduler
+{training_args.lr_scheduler_type}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
+label smoothing {training_args.label_smoothing_factor}, frozen-backbone epochs {training_args.freeze_backbone_epochs},
+class weights {training_args.class_weights}, seed {training_args.seed}.
+
+## Results
+
+| metric | validation | test |
+|---|---|---|
+{overall}
+
+Test set, per group:
+
+{_group_table(test, "age_group", AGE_GROUPS)}
+
+{_group_table(test, "race", races) if races else ""}
+
+{_group_table(test, "source", sources) if len(sources) > 1 else ""}
+
+Worst test slices (at least 10 images):
+{worst or "- none"}
+
+![training curves]({PLOTS["curves"]})
+![confusion matrix]({PLOTS["confusion"]})
+![accuracy by age group]({PLOTS["age_groups"]})
+
+## Limitations and bias
+- The labels are dataset annotations of binary *perceived* gender, not anyone's identity; the model cannot
+  represent non-binary people and will be wrong about many people.
+- Accuracy is lower for young children (gender is hard to perceive), the elderly, and groups that are
+  under-represented in the training data; the per-group tables above show where. Age is predicted as a group;
+  the expected age is a rough estimate.
+- Trained on tight face crops: whole-body or group photos must go through face detection first.
+"""
+    return ModelCard(content)
+
+
+def write_model_card(output_dir: Path, *args) -> None:
+    build_model_card(*args).save(output_dir / "README.md")

@@ -1,0 +1,213 @@
+"""The training flow: dataset → labels → model → transforms → Trainer → evaluation → model folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from .config import DataArguments, ModelArguments, TrainArguments
+from .labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+from .modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
+from .transforms import build_eval_transform, build_train_transform
+
+logger = logging.getLogger(__name__)
+
+METRIC_MODULE = str(Path(__file__).parent / "genderage_metric")
+SLICE_COLUMNS = ("age_group", "race", "source")
+TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "gender_age": JOINT_LABELS}
+
+
+def task_label(task: str, gender: int | None, age_group: int | None) -> int | None:
+    """The class index of one example for `task`; None when a label it needs is missing."""
+    if task == "gender":
+        return gender
+    if task == "age":
+        return age_group
+    return None if gender is None or age_group is None else gender * len(AGE_GROUPS) + age_group
+
+
+def load_task_dataset(data_args: DataArguments):
+    """The prepared dataset with the rows that have the task's labels, optionally truncated."""
+    from .data import load_prepared
+
+    dataset = load_prepared(data_args.data_dir)
+    dataset = dataset.filter(
+        lambda g, a: [task_label(data_args.task, gi, ai) is not None for gi, ai in zip(g, a)],
+        input_columns=["gender", "age_group"], batched=True,
+    )
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_eval_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in dataset and len(dataset[split]) > limit:
+            dataset[split] = dataset[split].shuffle(seed=0).select(range(limit))
+    if len(dataset["train"]) == 0:
+        raise ValueError(f"{data_args.data_dir} has no training images with {data_args.task} labels")
+    return dataset
+
+
+def build_model(model_args: ModelArguments, labels: list[str]):
+    if model_args.timm_architecture:
+        return build_timm_model(
+            model_args.timm_architecture, labels, model_args.image_size, model_args.pretrained_weights, crop_pct=model_args.crop_pct
+        )
+    return build_transformers_model(model_args.model_name_or_path, labels, model_args.image_size)
+
+
+def make_batch_transform(image_transform, task: str, per_image: bool):
+    """A `set_transform` function: images → pixel_values, label columns → labels."""
+
+    def transform(batch: dict) -> dict:
+        images = [image.convert("RGB") for image in batch["image"]]
+        pixels = [image_transform(image) for image in images] if per_image else list(image_transform(images))
+        labels = [task_label(task, g, a) for g, a in zip(batch["gender"], batch["age_group"])]
+        return {"pixel_values": pixels, "labels": labels}
+
+    return transform
+
+
+def collate(examples: list[dict]) -> dict:
+    return {
+        "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+        "labels": torch.tensor([example["labels"] for example in examples]),
+    }
+
+
+class FreezeBackbone(TrainerCallback):
+    """Two-stage transfer learning: only the head trains for the first `epochs` epochs."""
+
+    def __init__(self, model, epochs: int):
+        head = head_parameter_names(model)
+        self.backbone = [p for name, p in model.named_parameters() if name not in head]
+        self.epochs = epochs
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        frozen = state.epoch < self.epochs
+        for parameter in self.backbone:
+            parameter.requires_grad_(not frozen)
+
+
+class EpochTimer(TrainerCallback):
+    """Log each epoch's wall time, for the training-curve plot and the card."""
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        state.log_history.append({"epoch": state.epoch, "epoch_seconds": round(time.perf_counter() - self.started, 1)})
+
+
+class GenderAgeTrainer(Trainer):
+    """Trainer with a separate backbone learning rate and optional class-weighted loss."""
+
+    def __init__(self, *args, class_weights: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.args.backbone_lr_scale != 1.0:
+            model = self.model
+            head = head_parameter_names(model)
+            decay = {"weight_decay": self.args.weight_decay}
+            groups = [
+                {"params": [p for n, p in model.named_parameters() if n in head], "lr": self.args.learning_rate, **decay},
+                {"params": [p for n, p in model.named_parameters() if n not in head],
+                 "lr": self.args.learning_rate * self.args.backbone_lr_scale, **decay},
+            ]
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
+            optimizer_kwargs.pop("lr", None)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = torch.nn.functional.cross_entropy(
+            outputs.logits.float(), labels, weight=self.class_weights.to(outputs.logits.device),
+            label_smoothing=self.args.label_smoothing_factor,
+        )
+        return (loss, outputs) if return_outputs else loss
+
+
+def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments) -> dict:
+    """Train, evaluate on validation and test, and write a complete model folder to output_dir."""
+    import evaluate
+
+    from .evaluation import evaluate_split, softmax, write_evaluation
+    from .model_card import write_model_card
+
+    # Checkpoint to resume from.
+    last_checkpoint = get_last_checkpoint(training_args.output_dir) if training_args.resume and os.path.isdir(training_args.output_dir) else None
+    if training_args.resume and last_checkpoint is None:
+        logger.warning("--resume: no checkpoint in %s, starting from scratch", training_args.output_dir)
+
+    # Data, labels and model.
+    dataset = load_task_dataset(data_args)
+    labels = TASK_LABELS[data_args.task]
+    model, processor = build_model(model_args, labels)
+    if model_args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
+
+    # On-the-fly transforms.
+    dataset["train"].set_transform(make_batch_transform(build_train_transform(processor, data_args), data_args.task, True))
+    for split in ("validation", "test"):
+        dataset[split].set_transform(make_batch_transform(build_eval_transform(processor), data_args.task, False))
+
+    # Metric used for checkpoint selection during training.
+    metric = evaluate.load(METRIC_MODULE)
+
+    def compute_metrics(prediction) -> dict:
+        result = metric.compute(predictions=softmax(prediction.predictions), references=prediction.label_ids, task=data_args.task)
+        return {k: v for k, v in result.items() if isinstance(v, float)}
+
+    callbacks = [EpochTimer()]
+    if training_args.freeze_backbone_epochs:
+        callbacks.append(FreezeBackbone(model, training_args.freeze_backbone_epochs))
+    if training_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished folder ourselves
+    trainer = GenderAgeTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["validation"],
+        data_collator=collate,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+        class_weights=inverse_frequency_weights(train_labels, len(labels)) if training_args.class_weights else None,
+    )
+
+    # Train.
+    train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
+    trainer.log_metrics("train", train_result.metrics)
+
+    # Evaluate on validation and test with per-slice metrics.
+    results = {split: evaluate_split(trainer, dataset[split], metric, data_args.task, SLICE_COLUMNS) for split in ("validation", "test")}
+
+    # Save the model folder, metrics, plots and card (main process only).
+    if trainer.is_world_process_zero():
+        output_dir = Path(training_args.output_dir)
+        save_model(trainer.model, processor, output_dir)
+        write_evaluation(output_dir, results, trainer.state.log_history, data_args.task)
+        write_model_card(output_dir, model_args, data_args, training_args, results, len(dataset["train"]))
+        if push_to_hub:
+            from .hub import upload_folder
+
+            print(upload_folder(output_dir, training_args.hub_model_id, "model", dry_run=training_args.dry_run))
+    return {split: result["metrics"] for split, result in results.items()}
