@@ -66,10 +66,10 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[Image.Imag
         raise ImageRejected("too many pixels; possible decompression bomb") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageRejected(f"corrupt or truncated image ({error})") from None
-    upright = ImageOps.exif_transpose(image)
-    changed = upright is not image
+    rotated = image.getexif().get(0x0112, 1) not in (0, 1)  # EXIF orientation other than 'upright'
+    upright = ImageOps.exif_transpose(image) if rotated else image
     rgb = to_rgb(upright)
-    return rgb, changed or rgb is not upright
+    return rgb, rotated or rgb is not upright
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -95,7 +95,7 @@ def difference_hash(image: Image.Image, size: int = HASH_SIZE) -> bytes:
 
 
 def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions) -> ImageInfo:
-    """Check one input and write its normalised copy to `output_dir`/<sha256 prefix>.jpg."""
+    """Check one input and write its normalised copy to `output_dir`/<sha256 prefix>_<index>.jpg."""
     try:
         data = Path(source_path).read_bytes()
         image, changed = open_rgb(source_path)
@@ -109,7 +109,7 @@ def process_image(index: int, source_path: str, output_dir: str, options: Cleani
         image.thumbnail((options.max_side, options.max_side), Image.Resampling.LANCZOS)
         changed = True
     sha256 = hashlib.sha256(data).hexdigest()
-    output_name = f"{sha256[:20]}.jpg"
+    output_name = f"{sha256[:16]}_{index}.jpg"  # unique even for byte-identical inputs
     target = Path(output_dir) / output_name
     is_plain_jpeg = data[:3] == b"\xff\xd8\xff" and not changed
     if is_plain_jpeg:
