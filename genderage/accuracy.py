@@ -1,0 +1,96 @@
+"""Measure a saved model on labelled images: whole image or through the app's detect-and-crop path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .labels import AGE_GROUPS, GENDERS
+
+SLICES = ("age_group", "race", "source")
+
+
+@dataclass
+class LabelledImages:
+    """Images with their labels (None where unknown), and the inputs that could not be used."""
+
+    images: list[Image.Image] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # gender, age_group (names), age, race, source
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def from_prepared(data_dir: str, split: str, limit: int | None = None) -> LabelledImages:
+    from .data import load_prepared
+
+    dataset = load_prepared(data_dir)[split]
+    if limit:
+        dataset = dataset.shuffle(seed=0).select(range(min(limit, len(dataset))))
+    genders, groups = dataset.features["gender"].names, dataset.features["age_group"].names
+    result = LabelledImages()
+    for example in dataset:
+        result.images.append(example["image"].convert("RGB"))
+        result.rows.append({
+            "gender": None if example["gender"] is None else genders[example["gender"]],
+            "age_group": None if example["age_group"] is None else groups[example["age_group"]],
+            "age": example["age"], "race": example["race"], "source": example["source"],
+        })
+    return result
+
+
+def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
+    """Read a raw source (any kind prepare_dataset.py takes); unusable files are skipped with their reason."""
+    from .images import ImageRejected, open_rgb
+    from .sources import parse_source_spec, read_source
+
+    found = read_source(parse_source_spec(spec_text))
+    records = found.records[:: max(1, len(found.records) // limit)][:limit] if limit else found.records
+    result = LabelledImages(skipped=list(found.dropped))
+    for record in records:
+        try:
+            image, _ = open_rgb(record.source_path)
+        except (ImageRejected, OSError) as error:
+            result.skipped.append((record.source_path, str(error)))
+            continue
+        result.images.append(image)
+        result.rows.append({"gender": record.gender, "age_group": record.age_group, "age": record.age,
+                            "race": record.race, "source": record.source})
+    return result
+
+
+def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool = False, batch_size: int = 64) -> dict:
+    """Metrics (flat), worst slices, faces-found rate and inference speed for one model on `data`."""
+    inputs, found = data.images, [True] * len(data.images)
+    if detector is not None:
+        faces = detector.boxes(data.images)
+        found = [bool(f) for f in faces]
+        from .faces import crop_face
+
+        inputs = [crop_face(image, f[0][0]) if f else image for image, f in zip(data.images, faces)]
+    classifier.probabilities(inputs[:batch_size], flip=flip, batch_size=batch_size)  # warm-up
+    started = time.perf_counter()
+    predictions = classifier.predict(inputs, flip=flip, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+
+    result = {"images": len(inputs), "inference_images_per_second": len(inputs) / seconds}
+    if detector is not None:
+        result["faces_found_rate"] = float(np.mean(found))
+    details = {}
+    for task, key, names in (("gender", "gender", GENDERS), ("age", "age_group", AGE_GROUPS)):
+        keep = [i for i, row in enumerate(data.rows) if row[key] is not None and getattr(predictions[i], key) is not None]
+        if not keep:
+            continue
+        references = np.array([names.index(data.rows[i][key]) for i in keep])
+        probabilities = np.array([[getattr(predictions[i], key)[n] for n in names] for i in keep])
+        # No face found counts as wrong: the prediction becomes a class far from the truth.
+        for row, i in enumerate(keep):
+            if not found[i]:
+                probabilities[row] = np.eye(len(names))[(references[row] + len(names) // 2) % len(names)]
+        ages = [data.rows[i]["age"] if found[i] and data.rows[i]["age"] is not None else -1 for i in keep]
+        slices = {column: [data.rows[i][column] for i in keep] for column in SLICES}
+        answer = metric.compute(predictions=probabilities, references=references, task=task, ages=ages, slices=slices)
+        result.update({k: v for k, v in answer.items() if isinstance(v, (int, float))})
+        details.update({k: v for k, v in answer.items() if not isinstance(v, (int, float))})
+    return {"metrics": result, "details": details}

@@ -1,0 +1,83 @@
+"""Face detection (MTCNN, offline) and cropping framed like the training faces (UTKFace chips)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# How a UTKFace "aligned & cropped" chip frames the face, in units of the MTCNN box width:
+# chip side, and the offset of the chip centre from the box centre. Medians over 400 UTKFace
+# training chips, measured by `python benchmarks/face_framing.py` (re-run it for another detector).
+CHIP_SIDE = 1.01
+CHIP_OFFSET_X = 0.04
+CHIP_OFFSET_Y = 0.15
+PAD_RETRY = 0.3  # border added, as a fraction of the longer side, when no face is found at first
+
+
+@dataclass
+class Face:
+    """A detected face: box (x0, y0, x1, y1) in image pixels, detector confidence, and the model-ready crop."""
+
+    box: tuple[int, int, int, int]
+    confidence: float
+    crop: Image.Image
+
+
+def chip_box(box, side_ratio: float = CHIP_SIDE, offset_x: float = CHIP_OFFSET_X, offset_y: float = CHIP_OFFSET_Y):
+    """The square region around a detector box that frames the face like a training chip."""
+    x0, y0, x1, y1 = box
+    width = x1 - x0
+    centre_x, centre_y = (x0 + x1) / 2 + offset_x * width, (y0 + y1) / 2 + offset_y * width
+    half = side_ratio * width / 2
+    return (round(centre_x - half), round(centre_y - half), round(centre_x + half), round(centre_y + half))
+
+
+def crop_face(image: Image.Image, box) -> Image.Image:
+    """Crop the chip region; parts outside the photo are filled with black, as PIL does."""
+    return image.crop(chip_box(box))
+
+
+class FaceDetector:
+    """MTCNN from facenet-pytorch (its weights ship in the wheel). Faces come largest first."""
+
+    def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, device: str = "cpu"):
+        from facenet_pytorch import MTCNN
+
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
+        self.min_confidence = min_confidence
+
+    def boxes(self, images: list[Image.Image]) -> list[list[tuple[tuple[float, ...], float]]]:
+        """(box, confidence) per face per image; images of one size are detected in one batch."""
+        results: list = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.size, []).append(index)
+        for indices in by_size.values():
+            batch = [images[i].convert("RGB") for i in indices]
+            boxes, probabilities = self.mtcnn.detect(batch if len(batch) > 1 else batch[0])
+            if len(batch) == 1:
+                boxes, probabilities = [boxes], [probabilities]
+            for i, image_boxes, image_probabilities in zip(indices, boxes, probabilities):
+                results[i] = self._keep(image_boxes, image_probabilities) or self._padded_retry(images[i])
+        return results
+
+    def _padded_retry(self, image: Image.Image) -> list[tuple[tuple[float, ...], float]]:
+        """A face that fills the whole photo (a tight crop) is often missed; look again with a border around it."""
+        pad = round(PAD_RETRY * max(image.size))
+        boxes, probabilities = self.mtcnn.detect(ImageOps.expand(image.convert("RGB"), pad, fill=(0, 0, 0)))
+        return [(tuple(v - pad for v in box), p) for box, p in self._keep(boxes, probabilities)]
+
+    def _keep(self, boxes, probabilities) -> list[tuple[tuple[float, ...], float]]:
+        if boxes is None:
+            return []
+        # Under numpy 2 the boxes may come back as an object array: convert explicitly.
+        faces = [(tuple(float(v) for v in np.asarray(box, dtype=np.float64)), float(p))
+                 for box, p in zip(boxes, probabilities) if p is not None and float(p) >= self.min_confidence]
+        return sorted(faces, key=lambda face: -(face[0][2] - face[0][0]) * (face[0][3] - face[0][1]))
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Every face in `image`, largest first, each with its training-style crop."""
+        image = image.convert("RGB")
+        return [Face(tuple(round(v) for v in box), confidence, crop_face(image, box)) for box, confidence in self.boxes([image])[0]]
