@@ -1,0 +1,54 @@
+"""Gradio demo of a genderage model: every face in a photo with its perceived gender and age group.
+
+Usage:
+    python app.py [--model models/default | HUB_ID] [--host 127.0.0.1] [--port 7860] [--feedback-dir feedback]
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from genderage.inference import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=os.environ.get("GENDERAGE_MODEL", DEFAULT_MODEL), help="model folder or Hub id")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    parser.add_argument("--feedback-dir", default="feedback", help="where consented corrections are stored")
+    parser.add_argument("--min-face-confidence", type=float, default=0.9, help="detector confidence needed to report a face")
+    parser.add_argument("--uncertain-below", type=float, default=0.6, help="show 'uncertain' under this probability")
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation by default")
+    parser.add_argument("--max-file-size", default="20mb", help="largest upload accepted")
+    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once; the rest wait in the queue")
+    return parser.parse_args(argv)
+
+
+def create_app(args: argparse.Namespace):
+    """Load the model and detector once and build the Blocks."""
+    from genderage.analysis import FaceAnalyzer
+    from genderage.demo import build_demo
+    from genderage.faces import FaceDetector
+    from genderage.inference import GenderAgeClassifier
+
+    analyzer = FaceAnalyzer(GenderAgeClassifier.from_pretrained(args.model), FaceDetector(args.min_face_confidence), args.flip)
+    return build_demo(analyzer, args.feedback_dir, args.uncertain_below)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        demo = create_app(args)
+    except OSError as error:
+        print(f"error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

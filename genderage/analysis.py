@@ -1,0 +1,111 @@
+"""What the app does with one photo: validate the upload, find faces, classify each, store consented feedback."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PIL import Image
+
+from .images import ImageRejected, open_rgb
+from .inference import GenderAgeClassifier, Prediction
+from .sources import FEEDBACK_COLUMNS, FEEDBACK_FILE
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 40_000_000
+
+
+class UploadError(ValueError):
+    """An upload we cannot analyse, with a message for the person who sent it."""
+
+
+def load_upload(path: str | Path | None) -> tuple[Image.Image, str]:
+    """Open an uploaded file as upright RGB; returns the image and a note (e.g. 'first frame used')."""
+    if path is None:
+        raise UploadError("No image was given.")
+    path = Path(path)
+    if not path.is_file():
+        raise UploadError("The upload did not arrive; please try again.")
+    if path.stat().st_size > MAX_UPLOAD_BYTES:
+        raise UploadError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB; please upload a smaller image.")
+    try:
+        image, _ = open_rgb(path, max_pixels=MAX_UPLOAD_PIXELS)
+    except ImageRejected as error:
+        raise UploadError(f"This file cannot be used as a photo: {error}.") from None
+    frames = getattr(Image.open(path), "n_frames", 1)
+    return image, "Animated image: the first frame was analysed. " if frames > 1 else ""
+
+
+def _probabilities(prediction: Prediction) -> dict:
+    return {
+        "gender": prediction.gender,
+        "age_group": prediction.age_group,
+        "age": None if prediction.age is None else round(prediction.age, 1),
+    }
+
+
+@dataclass
+class AnalysedFace:
+    box: list[int]
+    detector_confidence: float | None
+    prediction: Prediction
+    crop: Image.Image
+
+    def to_dict(self) -> dict:
+        return {"box": self.box, "detector_confidence": self.detector_confidence, **_probabilities(self.prediction)}
+
+
+class FaceAnalyzer:
+    """The detector and the classifier, loaded once and shared by every request."""
+
+    def __init__(self, classifier: GenderAgeClassifier, detector, flip: bool = False):
+        self.classifier = classifier
+        self.detector = detector
+        self.flip = flip
+
+    def analyse(self, image: Image.Image, whole_image: bool = False, flip: bool | None = None) -> tuple[list[AnalysedFace], dict]:
+        """Faces with predictions, and the JSON answer of the API ({"faces": [...], "message": ...})."""
+        flip = self.flip if flip is None else flip
+        if whole_image:
+            faces = [AnalysedFace([0, 0, image.width, image.height], None, self.classifier.predict([image], flip)[0], image)]
+            return faces, {"faces": [f.to_dict() for f in faces], "message": "Whole image treated as one face."}
+        detected = self.detector.detect(image)
+        predictions = self.classifier.predict([face.crop for face in detected], flip) if detected else []
+        faces = [AnalysedFace(list(face.box), round(face.confidence, 4), prediction, face.crop)
+                 for face, prediction in zip(detected, predictions)]
+        answer = {"faces": [f.to_dict() for f in faces]}
+        if faces:
+            answer["message"] = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found."
+        else:
+            answer["message"] = "No face found. The prediction for the whole image is given as 'whole_image'; it is less reliable."
+            answer["whole_image"] = _probabilities(self.classifier.predict([image], flip)[0])
+        return faces, answer
+
+
+def save_feedback(folder: str | Path, crop: Image.Image, gender: str, age_group: str, predicted: Prediction, consent: bool) -> Path | None:
+    """Store one correction in the format `prepare_dataset.py --source feedback=FOLDER` reads — only with consent.
+
+    Only the face crop (under a random name) and the labels are kept: no file names, no user text.
+    """
+    if not consent:
+        return None
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    name = f"images/{uuid.uuid4().hex}.jpg"
+    crop.convert("RGB").save(folder / name, "JPEG", quality=95)
+    table = folder / FEEDBACK_FILE
+    is_new = not table.exists()
+    with table.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FEEDBACK_COLUMNS)
+        if is_new:
+            writer.writeheader()
+        writer.writerow({
+            "file_name": name, "gender": gender, "age_group": age_group,
+            "predicted_gender": max(predicted.gender, key=predicted.gender.get) if predicted.gender else "",
+            "predicted_age_group": max(predicted.age_group, key=predicted.age_group.get) if predicted.age_group else "",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+    return folder / name
