@@ -144,10 +144,11 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
             feedback_message = gr.Markdown()
 
         outputs = [annotated, summary, answer_json, faces_state]
-        analyse_upload.click(ui_analyse, [upload, whole_image, flip, threshold], outputs, api_visibility="private")
-        analyse_webcam.click(ui_analyse, [webcam, whole_image, flip, threshold], outputs, api_visibility="private")
+        # The UI's own events stay out of the API docs, but are callable (the tests drive them like a browser).
+        analyse_upload.click(ui_analyse, [upload, whole_image, flip, threshold], outputs, api_name="analyse", api_visibility="undocumented")
+        analyse_webcam.click(ui_analyse, [webcam, whole_image, flip, threshold], outputs, api_name="analyse_webcam", api_visibility="undocumented")
         send.click(send_feedback, [face_number, true_gender, true_age_group, consent, faces_state], feedback_message,
-                   api_visibility="private")
+                   api_name="feedback", api_visibility="undocumented")
 
         # The JSON API takes files, not decoded images, so every upload gets a clear answer.
         api_file = gr.File(type="filepath", visible=False)
