@@ -48,7 +48,7 @@ def files_to_upload(folder: str | Path, ignore: list[str] = UPLOAD_IGNORE) -> li
 
 
 def upload_folder(folder: str | Path, repo_id: str, repo_type: str, private: bool = False, dry_run: bool = False,
-                  api: HfApi | None = None) -> str:
+                  api: HfApi | None = None, space_sdk: str | None = None) -> str:
     """Create the repo if needed and upload `folder`; the dry run lists what would be sent and sends nothing."""
     if not repo_id:
         raise ValueError("pushing needs a repo id (--hub_model_id / --push-to-hub REPO_ID)")
@@ -56,7 +56,8 @@ def upload_folder(folder: str | Path, repo_id: str, repo_type: str, private: boo
     if dry_run:
         return f"dry run: would upload {len(files)} files to the {repo_type} repo {repo_id}: " + ", ".join(files)
     api = api or HfApi()
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    extra = {"space_sdk": space_sdk} if space_sdk else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
                       ignore_patterns=UPLOAD_IGNORE, commit_message="Upload from genderage")
     return f"uploaded {len(files)} files to https://huggingface.co/{'' if repo_type == 'model' else repo_type + 's/'}{repo_id}"

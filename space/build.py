@@ -1,0 +1,39 @@
+"""Build the Hugging Face Space folder and, optionally, upload it.
+
+Usage:
+    python space/build.py --output build/space [--model models/default] [--model-id USER/MODEL]
+    python space/build.py --output build/space --push USER/SPACE [--dry-run]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="build/space", help="folder to assemble the Space in")
+    parser.add_argument("--model", default="models/default", help="model folder to ship inside the Space")
+    parser.add_argument("--model-id", help="the model's Hub id, linked from the Space card")
+    parser.add_argument("--push", metavar="SPACE_ID", help="upload the folder as this Space")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="with --push: list what would be uploaded, send nothing")
+    args = parser.parse_args(argv)
+    from genderage.hub import upload_folder
+    from genderage.space import build_space
+
+    try:
+        folder = build_space(args.output, args.model, args.model_id)
+    except (FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Space folder ready: {folder}")
+    if args.push:
+        print(upload_folder(folder, args.push, "space", private=args.private, dry_run=args.dry_run, space_sdk="gradio"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
