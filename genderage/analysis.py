@@ -109,3 +109,14 @@ def save_feedback(folder: str | Path, crop: Image.Image, gender: str, age_group:
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
     return folder / name
+
+
+def analyse_file(analyzer: FaceAnalyzer, path: str | Path | None, whole_image: bool = False, flip: bool | None = None):
+    """The app's prediction function: (image or None, faces, JSON answer); bad files become a message."""
+    try:
+        image, note = load_upload(path)
+    except UploadError as error:
+        return None, [], {"faces": [], "message": str(error)}
+    faces, answer = analyzer.analyse(image, whole_image, flip)
+    answer["message"] = note + answer["message"]
+    return image, faces, answer

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image, ImageDraw
 
-from .analysis import FaceAnalyzer, UploadError, load_upload, save_feedback
+from .analysis import FaceAnalyzer, analyse_file, save_feedback
 from .labels import AGE_GROUPS, GENDERS
 
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
@@ -79,14 +79,8 @@ def describe(answer: dict, uncertain_below: float) -> str:
 
 
 def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below: float = 0.6) -> gr.Blocks:
-    def analyse_path(path, whole_image=False, flip=False):
-        try:
-            image, note = load_upload(path)
-        except UploadError as error:
-            return None, [], {"faces": [], "message": str(error)}
-        faces, answer = analyzer.analyse(image, whole_image, flip)
-        answer["message"] = note + answer["message"]
-        return image, faces, answer
+    def analyse_path(path, whole_image=False, flip=None):
+        return analyse_file(analyzer, path, whole_image, flip)
 
     def ui_analyse(path, whole_image, flip, threshold):
         image, faces, answer = analyse_path(path, whole_image, flip)

@@ -143,17 +143,11 @@ def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tenso
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments) -> dict:
-    """Train, evaluate on validation and test, and write a complete model folder to output_dir."""
+def build_trainer(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments):
+    """Dataset, model and transforms wired into a Trainer; returns (trainer, dataset, processor, metric)."""
     import evaluate
 
-    from .evaluation import evaluate_split, softmax, write_evaluation
-    from .model_card import write_model_card
-
-    # Checkpoint to resume from.
-    last_checkpoint = get_last_checkpoint(training_args.output_dir) if training_args.resume and os.path.isdir(training_args.output_dir) else None
-    if training_args.resume and last_checkpoint is None:
-        logger.warning("--resume: no checkpoint in %s, starting from scratch", training_args.output_dir)
+    from .evaluation import softmax
 
     # Data, labels and model.
     dataset = load_task_dataset(data_args)
@@ -161,7 +155,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     model, processor = build_model(model_args, labels)
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-
     train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
 
     # On-the-fly transforms.
@@ -181,7 +174,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         callbacks.append(FreezeBackbone(model, training_args.freeze_backbone_epochs))
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished folder ourselves
     trainer = GenderAgeTrainer(
         model=model,
         args=training_args,
@@ -192,6 +184,20 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         callbacks=callbacks,
         class_weights=inverse_frequency_weights(train_labels, len(labels)) if training_args.class_weights else None,
     )
+    return trainer, dataset, processor, metric
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments) -> dict:
+    """Train, evaluate on validation and test, and write a complete model folder to output_dir."""
+    from .evaluation import evaluate_split, write_evaluation
+    from .model_card import write_model_card
+
+    # Checkpoint to resume from.
+    last_checkpoint = get_last_checkpoint(training_args.output_dir) if training_args.resume and os.path.isdir(training_args.output_dir) else None
+    if training_args.resume and last_checkpoint is None:
+        logger.warning("--resume: no checkpoint in %s, starting from scratch", training_args.output_dir)
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished folder ourselves
+    trainer, dataset, processor, metric = build_trainer(model_args, data_args, training_args)
 
     # Train.
     train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
