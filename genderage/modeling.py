@@ -110,6 +110,10 @@ def build_transformers_model(
         label2id={label: i for i, label in enumerate(labels)},
         ignore_mismatched_sizes=True,  # the checkpoint's ImageNet head is replaced by ours
     )
+    if isinstance(model, TimmWrapperForImageClassification):
+        if image_size:  # a timm model's preprocessing lives in its config: change it there
+            model.config.pretrained_cfg["input_size"] = [3, image_size, image_size]
+        return model, TimmWrapperImageProcessor(pretrained_cfg=model.config.pretrained_cfg)
     processor = AutoImageProcessor.from_pretrained(model_name_or_path)
     if image_size:
         _resize_processor(processor, image_size)
@@ -118,9 +122,6 @@ def build_transformers_model(
 
 def _resize_processor(processor, image_size: int) -> None:
     """Train at another resolution than the checkpoint's: keep the resize/crop ratio, change the size."""
-    if isinstance(processor, TimmWrapperImageProcessor):
-        processor.data_config["input_size"] = (3, image_size, image_size)
-        return
     size = processor.size or {}
     if "shortest_edge" in size and getattr(processor, "crop_size", None):
         ratio = size["shortest_edge"] / processor.crop_size["height"]

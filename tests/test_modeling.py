@@ -105,3 +105,16 @@ def test_augmentation_changes_images_but_keeps_the_shape():
     first, second = (build_train_transform(processor, strong)(image) for _ in range(2))
     assert first.shape == (3, 32, 32) and not torch.equal(first, second)
     assert np.isfinite(first.numpy()).all()
+
+
+def test_a_saved_timm_model_can_continue_at_another_resolution(tmp_path):
+    """Progressive resizing: fine-tune a saved model at a larger size; the saved config must carry the new size."""
+    from transformers import AutoImageProcessor
+
+    model, processor = build_timm_model("test_efficientnet", GENDERS, 32)
+    save_model(model, processor, tmp_path / "small")
+    larger, larger_processor = build_transformers_model(str(tmp_path / "small"), GENDERS, image_size=48)
+    assert build_eval_transform(larger_processor)([random_image(5, size=64)]).shape == (1, 3, 48, 48)
+    save_model(larger, larger_processor, tmp_path / "large")
+    reloaded = AutoImageProcessor.from_pretrained(tmp_path / "large")
+    assert build_eval_transform(reloaded)([random_image(5, size=64)]).shape == (1, 3, 48, 48)
