@@ -35,9 +35,24 @@ def _group_table(metrics: dict, column: str, values: list[str]) -> str:
     return "\n".join(lines)
 
 
+def base_model_id(model_args: ModelArguments) -> str | None:
+    """The Hub id this model was fine-tuned from: the timm weights' id, or what a local starting point's card says."""
+    if model_args.timm_architecture:
+        if not model_args.pretrained_weights:
+            return None  # random initialisation
+        import timm
+
+        return timm.create_model(model_args.timm_architecture, pretrained=False).pretrained_cfg.get("hf_hub_id")
+    local_card = Path(model_args.model_name_or_path) / "README.md"
+    if local_card.is_file():
+        return ModelCard.load(local_card).data.to_dict().get("base_model")
+    return None if Path(model_args.model_name_or_path).exists() else model_args.model_name_or_path
+
+
 def build_model_card(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments,
                      results: dict, train_size: int) -> ModelCard:
-    base_model = model_args.model_name_or_path or f"timm/{model_args.timm_architecture}"
+    base_model = base_model_id(model_args)
+    started_from = model_args.model_name_or_path or f"timm {model_args.timm_architecture} ({model_args.pretrained_weights or 'random init'})"
     dataset_name, licences = _dataset_info(data_args.data_dir)
     test = results["test"]["metrics"]
     eval_results = [
@@ -67,7 +82,7 @@ def build_model_card(model_args: ModelArguments, data_args: DataArguments, train
 
 Predicts perceived **gender** (female/male) and **age group** (FairFace bins {', '.join(AGE_GROUPS)}) from a face
 photo. Task `{data_args.task}`{" (one head over 18 joint labels like `female, 20-29`; marginal gender and age-group probabilities are sums of the joint ones)" if data_args.task == "gender_age" else ""}.
-Fine-tuned from `{base_model}` with [genderage](https://github.com/genderage/genderage).
+Fine-tuned from `{started_from}` with [genderage](https://github.com/genderage/genderage).
 
 ## How to use
 

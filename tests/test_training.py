@@ -61,7 +61,7 @@ def test_model_card_yaml_parses_back(joint_run):
     card = ModelCard.load(joint_run / "README.md")
     data = card.data.to_dict()
     assert data["library_name"] == "transformers" and data["pipeline_tag"] == "image-classification"
-    assert data["base_model"] == "timm/test_efficientnet" and data["license"] == "other"
+    assert "base_model" not in data and data["license"] == "other"  # random init: nothing to name
     results = data["model-index"][0]["results"][0]
     assert {m["type"] for m in results["metrics"]} >= {"gender_accuracy", "age_group_accuracy"}
     assert "research" in card.text and "not identity" in card.text.replace("not anyone's identity", "not identity")
