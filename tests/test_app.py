@@ -1,6 +1,5 @@
 """The app started on 127.0.0.1 and driven through gradio_client, with a tiny model and the real MTCNN detector."""
 
-import argparse
 import csv
 import socket
 from pathlib import Path

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from huggingface_hub import ModelCard
 
 from conftest import REPO, prepared, random_image
