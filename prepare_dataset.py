@@ -10,7 +10,8 @@ Source kinds (repeat --source; options follow after commas):
     csv=FILE[,root=DIR,file_col=..,gender_col=..,age_col=..,race_col=..]   FairFace-style annotations
     pattern=DIR,regex=(?P<gender>..)-(?P<age>..)                             labels in file names
     feedback=DIR                   corrections saved by app.py
-Every source also takes name=NAME and license=TEXT.
+Every source also takes name=NAME, license=TEXT, and faces=crop for photos that are not face crops
+(detect the largest face and crop it the way the training faces are framed; no face = dropped).
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ def _prepare_output(config: PrepareConfig) -> Path:
 
 def _process_images(records: list[Record], staging: Path, config: PrepareConfig) -> list[ImageInfo]:
     work = partial(_process_one, output_dir=str(staging), options=config.cleaning)
-    tasks = list(enumerate(record.source_path for record in records))
+    cropped = {spec.name for spec in config.sources if spec.crop_faces}
+    tasks = [(i, record.source_path, record.source in cropped) for i, record in enumerate(records)]
     bar = partial(tqdm, total=len(tasks), desc="decode + hash", unit="img")
     if config.workers <= 1:
         return [work(task) for task in bar(tasks)]
@@ -119,8 +120,8 @@ def _process_images(records: list[Record], staging: Path, config: PrepareConfig)
         return list(bar(pool.imap(work, tasks, chunksize=64)))
 
 
-def _process_one(task: tuple[int, str], output_dir: str, options: CleaningOptions) -> ImageInfo:
-    return process_image(task[0], task[1], output_dir, options)
+def _process_one(task: tuple[int, str, bool], output_dir: str, options: CleaningOptions) -> ImageInfo:
+    return process_image(*task[:2], output_dir, options, crop_faces=task[2])
 
 
 def prepare_dataset(config: PrepareConfig) -> dict:

@@ -94,7 +94,20 @@ def difference_hash(image: Image.Image, size: int = HASH_SIZE) -> bytes:
     return np.packbits(grey[:, 1:] > grey[:, :-1]).tobytes()
 
 
-def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions) -> ImageInfo:
+_detector = None
+
+
+def _largest_face_crop(image: Image.Image) -> Image.Image | None:
+    """The largest face, framed like a training chip (the detector loads once per worker process)."""
+    global _detector
+    from .faces import FaceDetector
+
+    _detector = _detector or FaceDetector()
+    faces = _detector.detect(image)
+    return faces[0].crop if faces else None
+
+
+def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions, crop_faces: bool = False) -> ImageInfo:
     """Check one input and write its normalised copy to `output_dir`/<sha256 prefix>_<index>.jpg."""
     try:
         data = Path(source_path).read_bytes()
@@ -103,6 +116,10 @@ def process_image(index: int, source_path: str, output_dir: str, options: Cleani
         return ImageInfo(index, reason=str(error))
     except OSError as error:
         return ImageInfo(index, reason=f"unreadable file ({error.strerror or error})")
+    if crop_faces:
+        image, changed = _largest_face_crop(image), True
+        if image is None:
+            return ImageInfo(index, reason="no face found (faces=crop)")
     if min(image.size) < options.min_side:
         return ImageInfo(index, reason=f"too small ({image.width}x{image.height} < {options.min_side} px)")
     if options.max_side and max(image.size) > options.max_side:

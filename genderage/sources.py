@@ -23,7 +23,7 @@ DEFAULT_LICENSES = {
     "utkface": "UTKFace: non-commercial research use only (https://susangg.github.io/UTKFace/)",
     "feedback": "user feedback collected with consent by the genderage app",
 }
-SOURCE_OPTIONS = ("name", "license", "map", "regex", "root", "file_col", "gender_col", "age_col", "race_col")
+SOURCE_OPTIONS = ("name", "license", "faces", "map", "regex", "root", "file_col", "gender_col", "age_col", "race_col")
 
 
 class SourceError(ValueError):
@@ -53,6 +53,14 @@ class SourceSpec:
     @property
     def name(self) -> str:
         return self.options.get("name") or (self.kind if self.kind in ("utkface", "feedback") else self.path.stem)
+
+    @property
+    def crop_faces(self) -> bool:
+        """`faces=crop`: photos are not face crops; detect the largest face and crop it like a training chip."""
+        value = self.options.get("faces", "keep")
+        if value not in ("keep", "crop"):
+            raise SourceError(f"faces={value!r}: use faces=crop (detect and crop) or faces=keep (default)")
+        return value == "crop"
 
     @property
     def license(self) -> str:

@@ -144,3 +144,17 @@ def test_push_dry_run_writes_parquet_and_card(tmp_path, utkface_dir):
     assert sorted(p.name for p in (upload / "data").iterdir()) == [f"{s}-00000-of-00001.parquet" for s in ("test", "train", "validation")]
     assert pq.read_table(upload / "data" / "train-00000-of-00001.parquet").num_rows == json.loads((out / "report.json").read_text())["splits"]["train"]
     assert (upload / "README.md").read_text().startswith("---\nlicense: other")
+
+
+def test_faces_crop_option_crops_real_faces_and_drops_faceless_photos(tmp_path):
+    from skimage import data
+
+    for folder in ("women", "men"):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+    Image.fromarray(data.astronaut()).save(tmp_path / "photos" / "women" / "astronaut.png")
+    Image.fromarray(data.coffee()).save(tmp_path / "photos" / "men" / "coffee.png")
+    out = prepared(tmp_path, f"folders={tmp_path / 'photos'},faces=crop")
+    (row,) = [r for split in metadata(out).values() for r in split]
+    crop = Image.open(next(out.glob(f"*/{row['file_name']}")))
+    assert crop.width == crop.height and 80 < crop.width < 140  # the face (about 90 px wide), not the 512 px photo
+    assert [(Path(d["source_path"]).name, d["reason"]) for d in dropped(out)] == [("coffee.png", "no face found (faces=crop)")]
