@@ -1,4 +1,6 @@
-"""Every model source, built offline: timm (random, local file, packaged ImageNet weights) and transformers folders."""
+"""Every model source, built offline: timm (random, local file, packaged ImageNet weights), folders and Hub ids."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +120,26 @@ def test_a_saved_timm_model_can_continue_at_another_resolution(tmp_path):
     save_model(larger, larger_processor, tmp_path / "large")
     reloaded = AutoImageProcessor.from_pretrained(tmp_path / "large")
     assert build_eval_transform(reloaded)([random_image(5, size=64)]).shape == (1, 3, 48, 48)
+
+
+def test_hub_id_resolves_offline_from_the_hub_cache(tiny_transformers_folder, tmp_path):
+    """The real Hub code path (a repo id, not a folder) with HF_HUB_OFFLINE=1 and a pre-filled cache."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--genderage-test--tiny-resnet"
+    shutil.copytree(tiny_transformers_folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = (
+        "from genderage.modeling import build_transformers_model\n"
+        "model, processor = build_transformers_model('genderage-test/tiny-resnet', ['female', 'male'], 32)\n"
+        "print(model.config.id2label)"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "{0: 'female', 1: 'male'}" in result.stdout
