@@ -35,7 +35,8 @@ def load_upload(path: str | Path | None) -> tuple[Image.Image, str]:
         image, _ = open_rgb(path, max_pixels=MAX_UPLOAD_PIXELS)
     except ImageRejected as error:
         raise UploadError(f"This file cannot be used as a photo: {error}.") from None
-    frames = getattr(Image.open(path), "n_frames", 1)
+    with Image.open(path) as original:
+        frames = getattr(original, "n_frames", 1)
     return image, "Animated image: the first frame was analysed. " if frames > 1 else ""
 
 
