@@ -51,18 +51,20 @@ def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Predict
 class GenderAgeClassifier:
     """A saved genderage model (any transformers image classifier with our label names) ready for inference."""
 
-    def __init__(self, model, processor, device: str = "cpu"):
-        self.model = model.eval().to(device)
+    def __init__(self, model, processor, device: str = "cpu", bf16: bool = False):
+        # channels_last is faster for these convolutional networks on CPUs and GPUs alike.
+        self.model = model.eval().to(device, memory_format=torch.channels_last)
         self.processor = processor
         self.device = device
+        self.bf16 = bf16  # bf16 autocast: about 2.5x faster on recent CPUs, probabilities differ by ~1e-2
         self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str = DEFAULT_MODEL, device: str = "cpu") -> "GenderAgeClassifier":
+    def from_pretrained(cls, path_or_id: str = DEFAULT_MODEL, device: str = "cpu", bf16: bool = False) -> "GenderAgeClassifier":
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        model = AutoModelForImageClassification.from_pretrained(path_or_id)
-        return cls(model, AutoImageProcessor.from_pretrained(path_or_id), device)
+        model = AutoModelForImageClassification.from_pretrained(path_or_id, dtype=torch.float32)
+        return cls(model, AutoImageProcessor.from_pretrained(path_or_id), device, bf16)
 
     @torch.inference_mode()
     def probabilities(self, images: list[Image.Image], flip: bool = False, batch_size: int = 64) -> np.ndarray:
@@ -77,8 +79,10 @@ class GenderAgeClassifier:
         return np.concatenate(rows) if rows else np.zeros((0, len(self.label_names)))
 
     def _forward(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = self.processor(images, return_tensors="pt")["pixel_values"].to(self.device)
-        return self.model(pixel_values=pixels).logits.float().softmax(-1).cpu().numpy()
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"].to(self.device, memory_format=torch.channels_last)
+        with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model(pixel_values=pixels).logits
+        return logits.float().softmax(-1).cpu().numpy()
 
     def predict(self, images: list[Image.Image], flip: bool = False, batch_size: int = 64) -> list[Prediction]:
         return marginals(self.probabilities(images, flip, batch_size), self.label_names)

@@ -114,7 +114,7 @@ Augmentation: random resized crop (scale {data_args.scale_min}–1), horizontal 
 rotation ±{data_args.rotation}°, shift {data_args.translate}, colour jitter {data_args.color_jitter}.
 Epochs {training_args.num_train_epochs}, batch size {training_args.per_device_train_batch_size} per device,
 learning rate {training_args.learning_rate} (backbone × {training_args.backbone_lr_scale}), scheduler
-{training_args.lr_scheduler_type}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
+{getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
 label smoothing {training_args.label_smoothing_factor}, frozen-backbone epochs {training_args.freeze_backbone_epochs},
 class weights {training_args.class_weights}, seed {training_args.seed}.
 
