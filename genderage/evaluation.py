@@ -86,10 +86,14 @@ def plot_training_curves(log_history: list[dict], path: Path) -> None:
         for key in ("eval_gender_accuracy", "eval_age_group_accuracy", "eval_joint_accuracy"):
             if key in evals[0]:
                 accuracy_axis.plot([e["epoch"] for e in evals], [e[key] for e in evals], "o-", label=key.removeprefix("eval_"))
-    epoch_times = [e["epoch_seconds"] for e in log_history if "epoch_seconds" in e]
-    title = f"epoch time: {', '.join(f'{t:.0f}s' for t in epoch_times)}" if epoch_times else ""
+    # Each epoch's wall time, written under its validation point.
+    seconds = {round(e["epoch"]): e["epoch_seconds"] for e in log_history if "epoch_seconds" in e}
+    for e in evals:
+        if round(e["epoch"]) in seconds:
+            accuracy_axis.annotate(f"{seconds[round(e['epoch'])]:.0f}s", (e["epoch"], 0.02), ha="center", fontsize=8,
+                                   xycoords=("data", "axes fraction"))
     loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title=f"validation accuracy {title}")
+    accuracy_axis.set(xlabel="epoch (wall time per epoch at the bottom)", ylabel="accuracy", title="validation accuracy")
     loss_axis.legend()
     accuracy_axis.legend()
     figure.tight_layout()
