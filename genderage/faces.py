@@ -30,13 +30,20 @@ def chip_box(box, side_ratio: float = CHIP_SIDE, offset_x: float = CHIP_OFFSET_X
     x0, y0, x1, y1 = box
     width = x1 - x0
     centre_x, centre_y = (x0 + x1) / 2 + offset_x * width, (y0 + y1) / 2 + offset_y * width
-    half = side_ratio * width / 2
-    return (round(centre_x - half), round(centre_y - half), round(centre_x + half), round(centre_y + half))
+    side = round(side_ratio * width)
+    x0, y0 = round(centre_x - side / 2), round(centre_y - side / 2)
+    return (x0, y0, x0 + side, y0 + side)
 
 
 def crop_face(image: Image.Image, box) -> Image.Image:
-    """Crop the chip region; parts outside the photo are filled with black, as PIL does."""
-    return image.crop(chip_box(box))
+    """Crop the chip region, shifted back inside the photo when it fits (a face at the edge of a tight crop
+    stays framed by real pixels, like the training chips); only a region larger than the photo gets black borders."""
+    x0, y0, x1, y1 = chip_box(box)
+    if x1 - x0 <= min(image.size):
+        shift_x = max(0, -x0) - max(0, x1 - image.width)
+        shift_y = max(0, -y0) - max(0, y1 - image.height)
+        x0, x1, y0, y1 = x0 + shift_x, x1 + shift_x, y0 + shift_y, y1 + shift_y
+    return image.crop((x0, y0, x1, y1))
 
 
 class FaceDetector:
