@@ -127,7 +127,9 @@ def test_face_crops_stay_inside_the_photo_when_they_fit():
     from genderage.faces import crop_face
 
     photo = Image.new("RGB", (200, 200), (200, 150, 100))
-    crop = crop_face(photo, (10, 0, 200, 190))  # a face touching the top and right edges
-    assert crop.size == (192, 192) and crop.getpixel((0, 0)) == (200, 150, 100) and crop.getpixel((191, 191)) == (200, 150, 100)
+    crop = crop_face(photo, (60, 0, 200, 140))  # a face touching the top and right edges
+    side = crop.width
+    assert crop.size == (side, side) and 140 < side <= 200
+    assert crop.getpixel((0, 0)) == crop.getpixel((side - 1, side - 1)) == (200, 150, 100)  # no black border
     small = Image.new("RGB", (100, 60), (200, 150, 100))
     assert crop_face(small, (10, 0, 90, 60)).getpixel((0, 80)) == (0, 0, 0)  # larger than the photo: black border below
