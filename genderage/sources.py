@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .labels import AGE_GROUPS, GENDER_ALIASES, normalise_gender, parse_age_label
+from .labels import GENDER_ALIASES, normalise_gender, parse_age_label
 
 # Files that document or annotate a collection rather than being photos of it.
 ANNOTATION_SUFFIXES = {".md", ".txt", ".tsv", ".csv", ".json", ".jsonl", ".yaml", ".yml"}
@@ -265,4 +265,4 @@ READERS: dict[str, Callable[[SourceSpec], SourceResult]] = {
     "feedback": read_feedback,
 }
 
-__all__ = ["AGE_GROUPS", "Record", "SourceSpec", "SourceResult", "SourceError", "parse_source_spec", "read_source"]
+__all__ = ["Record", "SourceSpec", "SourceResult", "SourceError", "parse_source_spec", "read_source"]
