@@ -16,6 +16,9 @@ CHIP_OFFSET_Y = 0.07
 # Detection runs on the photo inside a black border of this fraction of its longer side: a face that touches
 # the photo's edges (a tight crop, like a UTKFace chip) otherwise gets a distorted box or none.
 DETECT_BORDER = 0.25
+# Small photos are upscaled to this longer side before detection: MTCNN misses faces under ~20 px.
+MIN_DETECT_SIDE = 384
+DETECT_BATCH = 16
 
 
 @dataclass
@@ -58,23 +61,35 @@ class FaceDetector:
         self.min_confidence = min_confidence
 
     def boxes(self, images: list[Image.Image]) -> list[list[tuple[tuple[float, ...], float]]]:
-        """(box, confidence) per face per image; images of one size are detected in one batch."""
+        """(box, confidence) per face per image, in the image's own pixels; images of one size form one batch."""
         results: list = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             by_size.setdefault(image.size, []).append(index)
-        for size, indices in by_size.items():
-            pad = round(DETECT_BORDER * max(size))
-            batch = [ImageOps.expand(images[i].convert("RGB"), pad, fill=(0, 0, 0)) for i in indices]
+        # Bounded batches: MTCNN's memory grows with the batch, and a dataset may hold thousands of one size.
+        chunks = [(size, same[start : start + DETECT_BATCH]) for size, same in by_size.items() for start in range(0, len(same), DETECT_BATCH)]
+        for size, indices in chunks:
+            scale = max(1.0, MIN_DETECT_SIDE / max(size))
+            pad = round(DETECT_BORDER * max(size) * scale)
+            batch = [ImageOps.expand(self._scaled(images[i], scale), pad, fill=(0, 0, 0)) for i in indices]
             boxes, probabilities = self.mtcnn.detect(batch if len(batch) > 1 else batch[0])
             if len(batch) == 1:
                 boxes, probabilities = [boxes], [probabilities]
             for i, image_boxes, image_probabilities in zip(indices, boxes, probabilities):
-                results[i] = [(tuple(v - pad for v in box), p) for box, p in self._keep(image_boxes, image_probabilities)]
+                results[i] = [(tuple((v - pad) / scale for v in box), p) for box, p in self._keep(image_boxes, image_probabilities)]
         for i, faces in enumerate(results):
             if not faces:  # a second look without the border finds a few faces the bordered pass missed
-                results[i] = self._keep(*self.mtcnn.detect(images[i].convert("RGB")))
+                scale = max(1.0, MIN_DETECT_SIDE / max(images[i].size))
+                found = self._keep(*self.mtcnn.detect(self._scaled(images[i], scale)))
+                results[i] = [(tuple(v / scale for v in box), p) for box, p in found]
         return results
+
+    @staticmethod
+    def _scaled(image: Image.Image, scale: float) -> Image.Image:
+        image = image.convert("RGB")
+        if scale == 1.0:
+            return image
+        return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
 
     def _keep(self, boxes, probabilities) -> list[tuple[tuple[float, ...], float]]:
         if boxes is None:
