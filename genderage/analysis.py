@@ -40,14 +40,6 @@ def load_upload(path: str | Path | None) -> tuple[Image.Image, str]:
     return image, "Animated image: the first frame was analysed. " if frames > 1 else ""
 
 
-def _probabilities(prediction: Prediction) -> dict:
-    return {
-        "gender": prediction.gender,
-        "age_group": prediction.age_group,
-        "age": None if prediction.age is None else round(prediction.age, 1),
-    }
-
-
 @dataclass
 class AnalysedFace:
     box: list[int]
@@ -56,7 +48,7 @@ class AnalysedFace:
     crop: Image.Image
 
     def to_dict(self) -> dict:
-        return {"box": self.box, "detector_confidence": self.detector_confidence, **_probabilities(self.prediction)}
+        return {"box": self.box, "detector_confidence": self.detector_confidence, **self.prediction.to_dict()}
 
 
 class FaceAnalyzer:
@@ -82,7 +74,7 @@ class FaceAnalyzer:
             answer["message"] = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found."
         else:
             answer["message"] = "No face found. The prediction for the whole image is given as 'whole_image'; it is less reliable."
-            answer["whole_image"] = _probabilities(self.classifier.predict([image], flip)[0])
+            answer["whole_image"] = self.classifier.predict([image], flip)[0].to_dict()
         return faces, answer
 
 

@@ -24,7 +24,8 @@ class Prediction:
     age: float | None = None
 
     def to_dict(self) -> dict:
-        return {"gender": self.gender, "age_group": self.age_group, "age": self.age}
+        """The marginals as the app's JSON API returns them."""
+        return {"gender": self.gender, "age_group": self.age_group, "age": None if self.age is None else round(self.age, 1)}
 
 
 def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Prediction]:
