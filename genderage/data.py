@@ -81,7 +81,7 @@ class PrepareConfig:
             raise SourceError(f"--test-source {self.test_source!r} is not one of the sources {names}")
 
 
-def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, str, str, str]], list[str], dict]:
+def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, str, str, str]], list[dict], dict]:
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise SourceError(f"source names must be unique, got {names}; name them with ,name=...")
@@ -90,8 +90,9 @@ def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, st
         result = read_source(spec)
         logger.info("source %s (%s): %d labelled, %d unusable labels", spec.name, spec.kind, len(result.records), len(result.dropped))
         records += result.records
+        dropped += [(path, spec.name, "file", reason) for path, reason in result.unreadable]
         dropped += [(path, spec.name, "labels", reason) for path, reason in result.dropped]
-        ignored += result.ignored
+        ignored += [{"path": path, "source": spec.name, "reason": reason} for path, reason in result.ignored]
         licenses[spec.name] = spec.license
     return records, dropped, ignored, licenses
 
@@ -191,11 +192,11 @@ def _write_dropped(path: Path, dropped: list[tuple[str, str, str, str]]) -> None
 
 def _build_report(config, records, rows, dropped, ignored, licenses, decision, seconds) -> dict:
     return {
-        "inputs": len(records) + sum(1 for d in dropped if d[2] == "labels"),
+        "inputs": len(records) + sum(1 for d in dropped if d[2] in ("file", "labels")),
         "kept": len(rows),
         "dropped": len(dropped),
         "dropped_by_stage": dict(Counter(d[2] for d in dropped)),
-        "ignored_non_image_files": ignored,
+        "ignored": ignored,  # not inputs: hidden files and folders, annotation files, links back into the source
         "duplicate_groups": decision.groups,
         "conflicting_duplicate_groups": decision.conflicting_groups,
         "splits": {s: sum(r["split"] == s for r in rows) for s in SPLITS},

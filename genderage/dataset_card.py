@@ -80,7 +80,7 @@ def format_summary(report: dict) -> str:
     lines = [
         f"inputs {report['inputs']}  kept {report['kept']}  dropped {report['dropped']}  "
         f"({', '.join(f'{k} {v}' for k, v in report['dropped_by_stage'].items()) or 'none'})  "
-        f"non-image files ignored {len(report['ignored_non_image_files'])}  in {report['seconds']} s",
+        f"ignored (hidden, annotation files; see report.json) {len(report['ignored'])}  in {report['seconds']} s",
         f"duplicate groups {report['duplicate_groups']} (conflicting, dropped whole: {report['conflicting_duplicate_groups']})",
         f"{'split':<12}{'female':>8}{'male':>8}{'unknown':>9}{'total':>8}",
     ]

@@ -7,7 +7,10 @@ Each source kind reads labels only (no pixels): file names (`utkface`, `pattern`
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -69,11 +72,13 @@ class SourceSpec:
 
 @dataclass
 class SourceResult:
-    """What a reader found: labelled records, inputs it had to drop, and non-image files it skipped."""
+    """What a reader found: labelled records, inputs it had to drop (bad labels; files that cannot be opened:
+    broken links, link loops), and entries it skipped on purpose (hidden, annotation files), each with a reason."""
 
     records: list[Record] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_source_spec(text: str) -> SourceSpec:
@@ -100,18 +105,52 @@ def read_source(spec: SourceSpec) -> SourceResult:
 
 
 def _list_files(root: Path, result: SourceResult) -> list[Path]:
-    """Every candidate image under `root`, sorted; hidden and annotation files are recorded as ignored."""
+    """Every candidate image under `root`, sorted; everything else is recorded with a reason, never skipped silently."""
     if not root.is_dir():
         raise SourceError(f"{root} is not a directory")
-    files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if any(part.startswith(".") for part in path.relative_to(root).parts) or path.suffix.lower() in ANNOTATION_SUFFIXES:
-            result.ignored.append(str(path))
-        else:
-            files.append(path)
+    files = sorted(_walk(root, result, {os.path.realpath(root)}))
     if not files:
         raise SourceError(f"{root} holds no image files")
     return files
+
+
+def _walk(folder: Path, result: SourceResult, seen: set[str]):
+    """Depth-first over `folder`, following links to folders once (a link back to a folder already read is a loop)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as error:
+        result.unreadable.append((str(folder), f"folder cannot be read ({error.strerror})"))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            mode = path.stat().st_mode  # follows links
+        except OSError as error:
+            result.unreadable.append((str(path), _stat_error(error, path)))
+            continue
+        if entry.name.startswith("."):
+            result.ignored.append((str(path), "hidden folder (not read)" if stat.S_ISDIR(mode) else "hidden file"))
+        elif stat.S_ISDIR(mode):
+            real = os.path.realpath(path)
+            if real in seen:
+                result.ignored.append((str(path), f"link to a folder that is already read ({real}): a loop or a second copy"))
+            else:
+                seen.add(real)
+                yield from _walk(path, result, seen)
+        elif not stat.S_ISREG(mode):
+            result.unreadable.append((str(path), "not a regular file (a pipe, socket or device)"))
+        elif path.suffix.lower() in ANNOTATION_SUFFIXES:
+            result.ignored.append((str(path), f"annotation or documentation file ({path.suffix.lower()})"))
+        else:
+            yield path
+
+
+def _stat_error(error: OSError, path: Path) -> str:
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if path.is_symlink() and error.errno == errno.ENOENT:
+        return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+    return f"cannot be read ({error.strerror})"
 
 
 def _gender_aliases(spec: SourceSpec) -> dict[str, str]:

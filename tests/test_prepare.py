@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -158,3 +159,50 @@ def test_faces_crop_option_crops_real_faces_and_drops_faceless_photos(tmp_path):
     crop = Image.open(next(out.glob(f"*/{row['file_name']}")))
     assert crop.width == crop.height and 80 < crop.width < 140  # the face (about 90 px wide), not the 512 px photo
     assert [(Path(d["source_path"]).name, d["reason"]) for d in dropped(out)] == [("coffee.png", "no face found (faces=crop)")]
+
+
+def awkward_corpus(root: Path) -> None:
+    """A class folder with everything a real download can hold besides plain photos."""
+    import numpy as np
+
+    men, women = root / "men", root / "women"
+    random_image(2000).convert("CMYK").save(men / "cmyk.jpg")
+    Image.fromarray((np.asarray(random_image(2001).convert("L"), dtype=np.uint16) * 200)).save(men / "grey16.png")
+    random_image(2002).convert("P").save(women / "palette.png", transparency=0)
+    random_image(2003).convert("LA").save(women / "grey_alpha.png")
+    (men / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    random_image(2004).save(men / ".hidden.jpg")
+    (women / ".cache").mkdir()
+    random_image(2005).save(women / ".cache" / "thumb.jpg")
+    (women / "notes.md").write_text("where these came from")
+    (men / "broken.jpg").symlink_to("nowhere.jpg")
+    (men / "loop.jpg").symlink_to("loop.jpg")
+    (women / "back_up").symlink_to("..")
+    os.mkfifo(men / "pipe.jpg")
+
+
+def test_awkward_files_are_all_accounted_for(tmp_path, folders_dir):
+    awkward_corpus(folders_dir)
+    # Every entry a user sees in the folder; hidden folders count as one entry (they are listed, not read).
+    entries = set()
+    for folder, dirs, files in os.walk(folders_dir):
+        entries |= {os.path.join(folder, name) for name in files}
+        entries |= {os.path.join(folder, name) for name in dirs if name.startswith(".") or os.path.islink(os.path.join(folder, name))}
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+    out = prepared(tmp_path, f"folders={folders_dir}")
+    kept = {r["source_path"] for split in metadata(out).values() for r in split}
+    lost = {d["source_path"]: (d["stage"], d["reason"]) for d in dropped(out)}
+    report = json.loads((out / "report.json").read_text())
+    ignored = {i["path"]: i["reason"] for i in report["ignored"]}
+    assert kept | set(lost) | set(ignored) == entries
+    assert not kept & set(lost) and not (kept | set(lost)) & set(ignored)
+    assert {Path(p).name for p in kept} >= {"cmyk.jpg", "grey16.png", "palette.png", "grey_alpha.png"}
+    by_name = {Path(p).name: reason for p, reason in {**{p: r for p, (_, r) in lost.items()}, **ignored}.items()}
+    assert by_name["broken.jpg"].startswith("broken symbolic link") and lost[str(folders_dir / "men" / "broken.jpg")][0] == "file"
+    assert by_name["loop.jpg"] == "symbolic link loop"
+    assert by_name["pipe.jpg"].startswith("not a regular file")
+    assert "corrupt" in by_name["corrupt.jpg"] or "not an image" in by_name["corrupt.jpg"]
+    assert (by_name[".hidden.jpg"], by_name[".cache"]) == ("hidden file", "hidden folder (not read)")
+    assert by_name["back_up"].startswith("link to a folder that is already read")
+    assert by_name["notes.md"].startswith("annotation")
+    assert report["inputs"] == len(kept) + len(lost)

@@ -18,7 +18,7 @@ def test_utkface_names_give_age_gender_race(utkface_dir: Path):
     first = next(r for r in result.records if Path(r.source_path).name.startswith("25_1_3_"))
     assert (first.age, first.age_group, first.gender, first.race) == (25, "20-29", "female", "Indian")
     assert [Path(p).name for p, _ in result.dropped] == ["39_1_20170116174525125.jpg.chip.jpg"]
-    assert [Path(p).name for p in result.ignored] == ["notes.txt"]
+    assert [(Path(p).name, reason) for p, reason in result.ignored] == [("notes.txt", "annotation or documentation file (.txt)")]
 
 
 def test_folders_map_common_names_case_insensitively(tmp_path: Path):
