@@ -4,6 +4,8 @@ Usage:
     python benchmarks/accuracy.py --model models/default --data-dir data/utkface --split test --json out.json
     python benchmarks/accuracy.py --model models/default --source folders=../shared/data/men_women_classification_128px --detect
 Whole image by default; --detect goes through the app's detect-and-crop path (largest face; no face = wrong).
+The JSON has gender_accuracy, age_group_accuracy, age_mae, faces_found_rate and the calibration errors
+gender_ece / age_group_ece (15 bins, over images with a face) at its top level, and everything under "metrics".
 """
 
 import argparse
@@ -34,7 +36,7 @@ def main() -> int:
     args = parse_args()
     import evaluate
 
-    from genderage.accuracy import from_prepared, from_source, measure
+    from genderage.accuracy import from_prepared, from_source, headline, measure
     from genderage.inference import GenderAgeClassifier
     from genderage.sources import SourceError
     from genderage.training import METRIC_MODULE
@@ -51,6 +53,7 @@ def main() -> int:
 
         detector = FaceDetector()
     result = measure(classifier, data, evaluate.load(METRIC_MODULE), detector, args.flip, args.batch_size)
+    result.update(headline(result))  # gender_accuracy, age_group_accuracy, ... also at the top level (fractions)
     result.update({"model": args.model, "data": args.data_dir or args.source, "split": args.split if args.data_dir else None,
                    "path": "detect" if args.detect else "whole image", "flip_tta": args.flip, "bf16": args.bf16, "skipped": len(data.skipped)})
     print(format_result(result))
@@ -65,7 +68,7 @@ def format_result(result: dict) -> str:
              f"{result['skipped']} skipped, {metrics['inference_images_per_second']:.0f} images/s batched inference"]
     if "faces_found_rate" in metrics:
         lines.append(f"faces found: {metrics['faces_found_rate']:.2%}")
-    for name in ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae"):
+    for name in ("gender_accuracy", "gender_macro_f1", "gender_ece", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae", "age_group_ece"):
         if name in metrics:
             lines.append(f"{name:<28}{metrics[name]:.4f}")
     for column in ("age_group", "race", "source"):

@@ -11,6 +11,8 @@ from PIL import Image
 from .labels import AGE_GROUPS, GENDERS
 
 SLICES = ("age_group", "race", "source")
+# The figures a results JSON carries at its top level (the stable interface checks read), besides "metrics".
+HEADLINE = ("gender_accuracy", "age_group_accuracy", "age_mae", "faces_found_rate", "gender_ece", "age_group_ece")
 
 
 @dataclass
@@ -22,10 +24,13 @@ class LabelledImages:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def from_prepared(data_dir: str, split: str, limit: int | None = None) -> LabelledImages:
+def from_prepared(data_dir: str, split: str, limit: int | None = None, source: str | None = None) -> LabelledImages:
+    """A prepared split (optionally only the rows of one `source`), `limit` images drawn at random (seed 0)."""
     from .data import load_prepared
 
     dataset = load_prepared(data_dir)[split]
+    if source is not None:
+        dataset = dataset.filter(lambda value: value == source, input_columns="source")
     if limit:
         dataset = dataset.shuffle(seed=0).select(range(min(limit, len(dataset))))
     genders, groups = dataset.features["gender"].names, dataset.features["age_group"].names
@@ -60,15 +65,24 @@ def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
     return result
 
 
+def face_crops(detector, images: list[Image.Image]) -> tuple[list[Image.Image], list[bool]]:
+    """The app's detect-and-crop path: the largest face's crop per image (the whole image if none) and whether one was found."""
+    crops = detector.largest_crops(images)
+    return [image if crop is None else crop for image, crop in zip(images, crops)], [crop is not None for crop in crops]
+
+
+def headline(result: dict) -> dict:
+    """The top-level figures of a `measure` result."""
+    return {name: result["metrics"][name] for name in HEADLINE if name in result["metrics"]}
+
+
 def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool = False, batch_size: int = 64) -> dict:
-    """Metrics (flat), worst slices, faces-found rate and inference speed for one model on `data`."""
+    """Metrics (flat), worst slices, faces-found rate, calibration error and inference speed for one model on `data`."""
+    from .calibration import expected_calibration_error
+
     inputs, found = data.images, [True] * len(data.images)
     if detector is not None:
-        faces = detector.boxes(data.images)
-        found = [bool(f) for f in faces]
-        from .faces import crop_face
-
-        inputs = [crop_face(image, f[0][0]) if f else image for image, f in zip(data.images, faces)]
+        inputs, found = face_crops(detector, data.images)
     classifier.probabilities(inputs[:batch_size], flip=flip, batch_size=batch_size)  # warm-up
     started = time.perf_counter()
     predictions = classifier.predict(inputs, flip=flip, batch_size=batch_size)
@@ -84,6 +98,10 @@ def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool 
             continue
         references = np.array([names.index(data.rows[i][key]) for i in keep])
         probabilities = np.array([[getattr(predictions[i], key)[n] for n in names] for i in keep])
+        # ECE judges the model's own probabilities, so only over images where a face was found (computed before
+        # the no-face rows below become certain wrong answers; the metric module's ECE would count those).
+        with_face = np.array([found[i] for i in keep])
+        ece = expected_calibration_error(probabilities[with_face], references[with_face])
         # No face found counts as wrong: the prediction becomes a class far from the truth.
         for row, i in enumerate(keep):
             if not found[i]:
@@ -92,5 +110,6 @@ def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool 
         slices = {column: [data.rows[i][column] for i in keep] for column in SLICES}
         answer = metric.compute(predictions=probabilities, references=references, task=task, ages=ages, slices=slices)
         result.update({k: v for k, v in answer.items() if isinstance(v, (int, float))})
+        result[f"{key}_ece"] = ece
         details.update({k: v for k, v in answer.items() if not isinstance(v, (int, float))})
     return {"metrics": result, "details": details}

@@ -152,3 +152,74 @@ Worst test slices (at least 10 images):
 
 def write_model_card(output_dir: Path, *args) -> None:
     build_model_card(*args).save(output_dir / "README.md")
+
+
+# --- Sections added to an existing card (README.md) by benchmarks/cross_dataset.py and benchmarks/calibrate.py ---
+
+CROSS_DATASET_HEADING = "Cross-dataset results"
+CALIBRATION_HEADING = "Calibration"
+SECTIONS_BEFORE = "Limitations and bias"  # new sections go before this one (or at the end)
+CROSS_DATASET_COLUMNS = (  # (key, header, format)
+    ("n", "n", "{}"), ("faces_found_rate", "faces found", "{:.1%}"), ("gender_accuracy", "gender acc.", "{:.1%}"),
+    ("age_group_accuracy", "age-group acc.", "{:.1%}"), ("age_mae", "age MAE", "{:.2f}"),
+    ("gender_ece", "gender ECE", "{:.3f}"), ("age_group_ece", "age-group ECE", "{:.3f}"),
+)
+
+
+def replace_section(text: str, heading: str, body: str, before: str = SECTIONS_BEFORE) -> str:
+    """Put `## heading` + body into a markdown card: replace that section if present, else insert it before `## before`."""
+    import re
+
+    section = f"## {heading}\n\n{body.strip()}\n\n"
+    existing = re.search(rf"^## {re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", text, flags=re.M | re.S)
+    if existing:
+        return text[: existing.start()] + section + text[existing.end():].lstrip("\n")
+    anchor = re.search(rf"^## {re.escape(before)}\b", text, flags=re.M)
+    if anchor:
+        return text[: anchor.start()] + section + text[anchor.start():]
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def cross_dataset_markdown(report: dict) -> str:
+    """The cross-dataset table (one row per test set) with a line saying what the model trained on and how it was measured."""
+    sources = report.get("training_sources")
+    limit = f", at most {report['limit']} images per set" if report.get("limit") else ""
+    lines = [f"Trained on: {', '.join(sources) if sources else 'unknown'}. Path: {report['path']}{limit}; "
+             "a face not found counts as wrong; ECE (15 bins) is over images with a face.", "",
+             "| test set | trained on it | " + " | ".join(header for _, header, _ in CROSS_DATASET_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(CROSS_DATASET_COLUMNS)]
+    for row in report["rows"]:
+        trained = {True: "yes", False: "no"}.get(row.get("trained_on"), "unknown")
+        if row.get("trained_on"):  # a source's held-out split is fair; the whole source includes training images
+            trained += ", held-out split" if row.get("held_out_split") else ", whole source (includes training images)"
+        cells = [fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in CROSS_DATASET_COLUMNS]
+        lines.append(f"| {row['name']} (`{row['data']}`) | {trained} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def calibration_markdown(calibration: dict) -> str:
+    """What temperature scaling did, from the `calibration` record in config.json."""
+    text = (f"Temperature scaling, folded into the classifier head (its weight and bias divided by T), so every "
+            f"consumer (`pipeline`, ONNX, the app) gets calibrated probabilities: **T = {calibration['temperature']:.3f}**")
+    if "before" in calibration:
+        text += f", fitted on {calibration.get('images', '?')} images of the `{calibration.get('split', '?')}` split.\n\n"
+        text += "| validation | gender ECE | age-group ECE | NLL (joint) |\n|---|---|---|---|\n"
+        for when in ("before", "after"):
+            values = calibration[when]
+            text += f"| {when} | " + " | ".join(f"{values[k]:.4f}" if k in values else "–" for k in ("gender_ece", "age_group_ece", "nll")) + " |\n"
+    return text + "\nECE: expected calibration error, 15 equal-width bins of top-class confidence (lower is better)."
+
+
+def update_card_sections(model_dir: str | Path, report: dict | None = None) -> Path:
+    """Insert or replace the "Cross-dataset results" (from `report`) and "Calibration" (from config.json) sections."""
+    from .calibration import read_calibration
+
+    card = Path(model_dir) / "README.md"
+    text = card.read_text() if card.is_file() else f"# {Path(model_dir).name}\n"
+    if report is not None:
+        text = replace_section(text, CROSS_DATASET_HEADING, cross_dataset_markdown(report))
+    calibration = read_calibration(model_dir)
+    if calibration is not None:
+        text = replace_section(text, CALIBRATION_HEADING, calibration_markdown(calibration))
+    card.write_text(text)
+    return card

@@ -12,6 +12,7 @@ GENDERS = ["female", "male"]
 AGE_GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
 AGE_GROUP_MIDPOINTS = np.array([1.0, 6.0, 14.5, 24.5, 34.5, 44.5, 54.5, 64.5, 77.0])
 MIN_SLICE_SIZE = 10  # smaller slices are reported but not named the worst: too noisy
+ECE_BINS = 15  # equal-width bins of top-class confidence (the usual choice, as Guo et al. 2017)
 
 _DESCRIPTION = "Gender and age-group classification metrics, overall and per slice, with the worst slice named."
 _KWARGS_DESCRIPTION = """
@@ -24,9 +25,24 @@ Args:
     slices: optional {column: [value per example]}; every accuracy is repeated per value as `metric/column=value`.
 Returns:
     A flat dict: accuracy, macro precision/recall/F1 and per-class recall for gender and age group,
-    age-group one-off accuracy, age MAE, confusion matrices (lists), per-slice accuracies and
+    age-group one-off accuracy, age MAE, expected calibration error of the gender and age-group marginal
+    probabilities (`gender_ece`, `age_group_ece`: 15 equal-width confidence bins), confusion matrices (lists),
+    per-slice accuracies and
     `worst/<metric>` naming the slice with the lowest value.
 """
+
+
+def expected_calibration_error(probabilities, references, bins=ECE_BINS):
+    """Bin-size-weighted |accuracy - mean confidence| over equal-width bins of top-class confidence.
+
+    Kept self-contained (an evaluate module is loaded on its own); genderage.calibration has the same function.
+    """
+    if len(references) == 0:
+        return float("nan")
+    confidence, correct = probabilities.max(1), probabilities.argmax(1) == references
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)  # bin i: (i/bins, (i+1)/bins]
+    return float(sum((index == b).mean() * abs(correct[index == b].mean() - confidence[index == b].mean())
+                     for b in range(bins) if (index == b).any()))
 
 
 def _classification(prefix, true, predicted, names):
@@ -67,11 +83,13 @@ def compute_all(probabilities, references, task, ages=None):
         result["joint_accuracy"] = float((probabilities.argmax(1) == references).mean())
     if gender is not None:
         result.update(_classification("gender", gender[1], gender[0].argmax(1), GENDERS))
+        result["gender_ece"] = expected_calibration_error(gender[0], gender[1])
     if age is not None:
         age_probs, age_true = age
         predicted = age_probs.argmax(1)
         result.update(_classification("age_group", age_true, predicted, AGE_GROUPS))
         result["age_group_one_off_accuracy"] = float((np.abs(predicted - age_true) <= 1).mean())
+        result["age_group_ece"] = expected_calibration_error(age_probs, age_true)
         if ages is not None and (ages >= 0).any():
             known = ages >= 0
             expected = age_probs[known] @ AGE_GROUP_MIDPOINTS

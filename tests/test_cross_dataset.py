@@ -1,0 +1,65 @@
+"""The cross-dataset report on tiny generated data: one row per test set, right n, and the card section kept single."""
+
+import json
+import sys
+
+import pytest
+
+from conftest import REPO, prepared
+from genderage.labels import JOINT_LABELS
+from genderage.model_card import replace_section
+from genderage.modeling import build_timm_model, save_model
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import cross_dataset  # noqa: E402
+
+CARD = "---\nlicense: other\n---\n# tiny\n\n## Results\n\nr\n\n## Limitations and bias\n- l\n"
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    folder = tmp_path / "model"
+    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), folder)
+    (folder / "README.md").write_text(CARD)
+    # As the Trainer writes it: validation metrics sliced by source name the training sources.
+    (folder / "metrics.json").write_text(json.dumps({"validation": {"n/source=utkface": 4}, "test": {}}))
+    return folder
+
+
+def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface_dir, folders_dir, model_dir, tmp_path):
+    data_dir = prepared(tmp_path, f"utkface={utkface_dir}")
+    test_count = sum(1 for _ in open(data_dir / "test" / "metadata.jsonl"))
+    args = ["--model", str(model_dir), "--data-dir", str(data_dir), "--no-detect",
+            "--test", f"mw=folders={folders_dir}",
+            "--json", str(tmp_path / "cross.json"), "--markdown", str(tmp_path / "cross.md"), "--update-card"]
+    assert cross_dataset.main(args + ["--limit", "5"]) == 0
+    report = json.loads((tmp_path / "cross.json").read_text())
+    assert report["training_sources"] == ["utkface"]
+    rows = {row["name"]: row for row in report["rows"]}
+    assert list(rows) == ["utkface (test split)", "mw"]
+    assert rows["mw"]["n"] == 5 and rows["utkface (test split)"]["n"] == min(5, test_count)
+    assert rows["utkface (test split)"]["trained_on"] is True and rows["mw"]["trained_on"] is False
+    assert {"gender_accuracy", "gender_ece"} <= set(rows["mw"]) and "age_group_accuracy" not in rows["mw"]  # no age labels
+
+    assert cross_dataset.main(args) == 0  # second run, no limit: the section is replaced, not added again
+    report = json.loads((tmp_path / "cross.json").read_text())
+    assert [row["n"] for row in report["rows"]] == [test_count, 20]
+    card = (model_dir / "README.md").read_text()
+    assert card.count("## Cross-dataset results") == 1
+    assert card.index("## Results") < card.index("## Cross-dataset results") < card.index("## Limitations and bias")
+    assert card.count("| mw (`folders=") == 1 and "at most 5 images" not in card
+    assert (tmp_path / "cross.md").read_text().count("\n| mw") == 1
+
+
+def test_replace_section_inserts_then_replaces():
+    once = replace_section(CARD, "Calibration", "T = 1.5")
+    twice = replace_section(once, "Calibration", "T = 2.0")
+    assert once.count("## Calibration") == twice.count("## Calibration") == 1
+    assert "T = 2.0" in twice and "T = 1.5" not in twice
+    assert twice.endswith("## Limitations and bias\n- l\n")  # the following section is untouched
+    assert replace_section("# card\n", "X", "body").endswith("## X\n\nbody\n\n")
+
+
+def test_training_sources_unknown_without_records(tmp_path):
+    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), tmp_path)
+    assert cross_dataset.training_sources(tmp_path) is None
