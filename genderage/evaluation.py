@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,31 @@ def compute_metrics_with_slices(metric, probabilities, references, task, ages, s
 
 
 def evaluate_split(trainer, dataset, metric, task: str, slice_columns: tuple[str, ...]) -> dict:
-    """Predict one split with the Trainer and compute every metric, per slice too."""
-    output = trainer.predict(dataset)
+    """Predict one split with the Trainer in fp32 (whatever precision trained it) and compute every metric, per slice too."""
+    with fp32_forward(trainer.model):
+        output = trainer.predict(dataset)
     columns = dataset.with_format(None).select_columns(["age", *slice_columns])
     slices = {column: _slice_values(columns, column) for column in slice_columns}
     return compute_metrics_with_slices(metric, softmax(output.predictions), output.label_ids, task, columns["age"], slices)
+
+
+@contextmanager
+def fp32_forward(model):
+    """Run `model` without the bf16/fp16 autocast that accelerate wraps around its forward for a mixed-precision run.
+
+    Reported metrics (metrics.json, the card) must be what fp32 inference (`pipeline`, the app) gives; accelerate keeps
+    the unwrapped forward as `_original_forward`. The autocast forward is restored afterwards.
+    """
+    original = model.__dict__.get("_original_forward")
+    if original is None:  # no mixed precision: nothing to undo
+        yield model
+        return
+    autocast_forward = model.forward
+    model.forward = original
+    try:
+        yield model
+    finally:
+        model.forward = autocast_forward
 
 
 def _slice_values(columns, column: str) -> list[str]:
