@@ -2,6 +2,7 @@
 
 Usage:
     python app.py [--model models/default | HUB_ID] [--host 127.0.0.1] [--port 7860] [--feedback-dir feedback]
+                  [--concurrency 2] [--max-queue 64]
 """
 
 import argparse
@@ -9,6 +10,13 @@ import os
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,7 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation by default")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the classifier (faster on recent CPUs)")
     parser.add_argument("--max-file-size", default="20mb", help="largest upload accepted")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once; the rest wait in the queue")
+    parser.add_argument("--concurrency", type=positive_int, default=2, help="requests processed at once; the rest wait in the queue")
+    parser.add_argument("--max-queue", type=positive_int, default=64,
+                        help="requests that may wait in the queue; beyond that a client is told 'Queue is full'")
     return parser.parse_args(argv)
 
 
@@ -46,7 +56,7 @@ def main(argv=None) -> int:
     except OSError as error:
         print(f"error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
         return 2
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size)
     return 0
 

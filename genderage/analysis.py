@@ -16,6 +16,9 @@ from .sources import FEEDBACK_COLUMNS, FEEDBACK_FILE
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
+NO_FACE_MESSAGE = ("No face found, so no gender or age is given. Try a closer, well-lit photo of a face; if the image "
+                   "already is a cropped face, ask for the whole image as one face ('Whole image is one face' in the page, "
+                   "whole_image=True in the API).")
 
 
 class UploadError(ValueError):
@@ -69,13 +72,9 @@ class FaceAnalyzer:
         predictions = self.classifier.predict([face.crop for face in detected], flip) if detected else []
         faces = [AnalysedFace(list(face.box), round(face.confidence, 4), prediction, face.crop)
                  for face, prediction in zip(detected, predictions)]
-        answer = {"faces": [f.to_dict() for f in faces]}
-        if faces:
-            answer["message"] = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found."
-        else:
-            answer["message"] = "No face found. The prediction for the whole image is given as 'whole_image'; it is less reliable."
-            answer["whole_image"] = self.classifier.predict([image], flip)[0].to_dict()
-        return faces, answer
+        # No face, no answer: a gender and an age for a coffee cup would be made up. Whole image only on request.
+        message = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found." if faces else NO_FACE_MESSAGE
+        return faces, {"faces": [f.to_dict() for f in faces], "message": message}
 
 
 def save_feedback(folder: str | Path, crop: Image.Image, gender: str, age_group: str, predicted: Prediction, consent: bool) -> Path | None:

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+from gradio_client import handle_file
 from PIL import Image, ImageDraw
 
 from .analysis import FaceAnalyzer, analyse_file, save_feedback
@@ -16,6 +17,13 @@ INTRO = """# genderage
 Perceived **gender** and **age group** for every face in a photo. Labels are binary perceived gender as
 annotated in public datasets, not identity; expect errors, especially for children, older people and groups that
 are rare in the training data. Nothing you upload is stored unless you send a correction and tick the consent box."""
+# The API page's sample call: a public-domain portrait on a stable URL (Gradio's default sample for a file is a PDF).
+SAMPLE_PHOTO_URL = "https://raw.githubusercontent.com/matplotlib/matplotlib/v3.8.4/lib/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
+PREDICT_DESCRIPTION = ("Every face in one photo (a file: JPEG, PNG, WebP, GIF, ...) with its perceived gender, age group and "
+                       "estimated age. Returns {\"faces\": [{\"box\", \"detector_confidence\", \"gender\", \"age_group\", \"age\"}], "
+                       "\"message\"}. No face found means no answer, unless whole_image=True (for photos that are already a "
+                       "cropped face). A file that is not a usable photo gets no faces and a message saying why.")
+PREDICT_BATCH_DESCRIPTION = "Several photos in one call: a list of /predict answers, in the same order."
 
 
 def example_images(folder: str | Path | None = None) -> list[str]:
@@ -69,48 +77,47 @@ def describe(answer: dict, uncertain_below: float) -> str:
         return f"uncertain ({label}? {p:.0%})" if p < uncertain_below else f"**{label}** {p:.0%}"
 
     rows = [answer["message"]]
-    entries = [(str(i), face) for i, face in enumerate(answer["faces"], start=1)]
-    if "whole_image" in answer:
-        entries.append(("whole image", answer["whole_image"]))
-    for name, face in entries:
+    for number, face in enumerate(answer["faces"], start=1):
         age = f" · about {face['age']:.0f} years" if face.get("age") is not None else ""
-        rows.append(f"- Face {name}: gender {top(face['gender'])} · age group {top(face['age_group'])}{age}")
+        rows.append(f"- Face {number}: gender {top(face['gender'])} · age group {top(face['age_group'])}{age}")
     return "\n".join(rows)
 
 
+def upload_path(value) -> str | None:
+    """The file path inside what an image component sends when Gradio's own decoding is switched off."""
+    return value.get("path") if isinstance(value, dict) else value
+
+
 def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below: float = 0.6) -> gr.Blocks:
-    def analyse_path(path, whole_image=False, flip=None):
-        return analyse_file(analyzer, path, whole_image, flip)
-
-    def ui_analyse(path, whole_image, flip, threshold):
-        image, faces, answer = analyse_path(path, whole_image, flip)
+    def ui_analyse(value, whole_image, flip, threshold):
+        image, faces, answer = analyse_file(analyzer, upload_path(value), whole_image, flip)
         shown = draw_faces(image, faces) if image is not None else None
-        return shown, describe(answer, threshold), answer, faces
+        return shown, describe(answer, threshold), answer, faces, ""
 
-    def api_predict(path):
-        """One image (a file) → {"faces": [{box, detector_confidence, gender, age_group, age}], "message"}."""
-        return analyse_path(path)[2]
+    def api_predict(image: str, whole_image: bool = False) -> dict:
+        return analyse_file(analyzer, image, whole_image)[2]
 
-    def api_predict_batch(paths):
-        """Several images in one call → a list of /predict answers, in order."""
-        return [analyse_path(path)[2] for path in paths or []]
+    def api_predict_batch(images: list[str], whole_image: bool = False) -> list[dict]:
+        return [analyse_file(analyzer, path, whole_image)[2] for path in images or []]
 
     def send_feedback(number, gender, age_group, consent, faces):
-        if not faces:
+        if faces is None:
             return "Analyse a photo first."
-        if not consent:
-            return "Not saved: tick the consent box to store this face and your correction."
-        if not gender or not age_group:
-            return "Choose the correct gender and age group."
+        if not faces:
+            return "There is no face to correct: none was found in the last photo."
         index = int(number or 0) - 1
         if not 0 <= index < len(faces):
             return f"There is no face {number}; faces are numbered 1 to {len(faces)}."
+        if not gender or not age_group:
+            return "Choose the correct gender and age group."
+        if not consent:
+            return "Not saved: tick the consent box to store this face and your correction."
         save_feedback(feedback_dir, faces[index].crop, gender, age_group, faces[index].prediction, consent)
         return f"Thank you: the correction for face {index + 1} was saved."
 
     with gr.Blocks(title="genderage", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
-        faces_state = gr.State([])
+        faces_state = gr.State(None)  # None: nothing analysed yet; []: analysed, no face
         with gr.Row():
             with gr.Column():
                 with gr.Tab("Upload"):
@@ -126,28 +133,39 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
                 gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)")
             with gr.Column():
                 annotated = gr.Image(type="pil", label="Faces", format="png", interactive=False)
-                summary = gr.Markdown()
+                summary = gr.Markdown(elem_id="summary")
                 answer_json = gr.JSON(label="Answer (as the API returns it)")
         with gr.Accordion("Was an answer wrong? Send a correction", open=False):
             with gr.Row():
                 face_number = gr.Number(value=1, precision=0, label="Face number", minimum=1)
-                true_gender = gr.Radio(GENDERS, label="Correct gender")
-                true_age_group = gr.Dropdown(AGE_GROUPS, label="Correct age group")
+                # No pre-selected answer: a careless click must not send "0-2".
+                true_gender = gr.Radio(GENDERS, value=None, label="Correct gender")
+                true_age_group = gr.Dropdown(AGE_GROUPS, value=None, label="Correct age group")
             consent = gr.Checkbox(label="I agree that this face crop and my correction are stored to improve the model")
             send = gr.Button("Send correction")
             feedback_message = gr.Markdown()
 
-        outputs = [annotated, summary, answer_json, faces_state]
+        outputs = [annotated, summary, answer_json, faces_state, feedback_message]
+        # preprocess=False: Gradio would decode the upload itself and fail on a bad file with a bare "Error";
+        # the app gets the uploaded file's path instead and explains what is wrong with it.
         # The UI's own events stay out of the API docs, but are callable (the tests drive them like a browser).
-        analyse_upload.click(ui_analyse, [upload, whole_image, flip, threshold], outputs, api_name="analyse", api_visibility="undocumented")
-        analyse_webcam.click(ui_analyse, [webcam, whole_image, flip, threshold], outputs, api_name="analyse_webcam", api_visibility="undocumented")
+        for button, source, name in ((analyse_upload, upload, "analyse"), (analyse_webcam, webcam, "analyse_webcam")):
+            button.click(ui_analyse, [source, whole_image, flip, threshold], outputs, api_name=name,
+                         api_visibility="undocumented", preprocess=False)
         send.click(send_feedback, [face_number, true_gender, true_age_group, consent, faces_state], feedback_message,
                    api_name="feedback", api_visibility="undocumented")
 
         # The JSON API takes files, not decoded images, so every upload gets a clear answer.
-        api_file = gr.File(type="filepath", visible=False)
-        api_files = gr.File(type="filepath", file_count="multiple", visible=False)
-        api_answer = gr.JSON(visible=False)
-        gr.Button(visible=False).click(api_predict, api_file, api_answer, api_name="predict")
-        gr.Button(visible=False).click(api_predict_batch, api_files, api_answer, api_name="predict_batch")
+        api_image = gr.File(type="filepath", label="image: a photo file", visible=False)
+        api_images = gr.File(type="filepath", file_count="multiple", label="images: photo files", visible=False)
+        api_whole = gr.Checkbox(False, label="whole_image: the image is one cropped face (no detection)", visible=False)
+        api_answer = gr.JSON(label="answer", visible=False)
+        # Gradio's sample for a file input is a PDF; ours runs (instance override: there is no parameter for it).
+        api_image.example_payload = lambda: handle_file(SAMPLE_PHOTO_URL)
+        api_images.example_payload = lambda: [handle_file(SAMPLE_PHOTO_URL)]
+        api_whole.example_payload = lambda: False
+        gr.Button(visible=False).click(api_predict, [api_image, api_whole], api_answer, api_name="predict",
+                                       api_description=PREDICT_DESCRIPTION)
+        gr.Button(visible=False).click(api_predict_batch, [api_images, api_whole], api_answer, api_name="predict_batch",
+                                       api_description=PREDICT_BATCH_DESCRIPTION)
     return demo

@@ -66,12 +66,62 @@ def test_one_face_in_a_real_photo(app, photos):
     assert list(face["age_group"]) == AGE_GROUPS and 0 < face["age"] < 100
 
 
-def test_no_face_says_so_and_offers_the_whole_image(app, photos):
+def test_no_face_means_no_gender_and_no_age(app, photos):
     from gradio_client import handle_file
 
     answer = app[0].predict(handle_file(str(photos["no_face"])), api_name="/predict")
-    assert answer["faces"] == [] and answer["message"].startswith("No face found")
-    assert set(answer["whole_image"]["gender"]) == set(GENDERS)
+    assert answer == {"faces": [], "message": answer["message"]}  # nothing else: no whole-image guess
+    assert answer["message"].startswith("No face found") and "closer" in answer["message"] and "whole_image=True" in answer["message"]
+
+
+def test_whole_image_only_when_asked(app, photos):
+    from gradio_client import handle_file
+
+    answer = app[0].predict(image=handle_file(str(photos["no_face"])), whole_image=True, api_name="/predict")
+    (face,) = answer["faces"]
+    assert face["box"] == [0, 0, 600, 400] and face["detector_confidence"] is None
+    assert set(face["gender"]) == set(GENDERS) and answer["message"] == "Whole image treated as one face."
+    batch = app[0].predict(images=[handle_file(str(photos["face"]))], whole_image=True, api_name="/predict_batch")
+    assert batch[0]["faces"][0]["box"] == [0, 0, 512, 512]
+
+
+def test_the_page_without_a_face_gives_no_answer_and_no_correction(app, photos):
+    from gradio_client import Client, handle_file
+
+    client = Client(app[0].src, verbose=False)  # a fresh session
+    assert client.predict(1, "female", "40-49", True, api_name="/feedback") == "Analyse a photo first."
+    shown, summary, answer, feedback_message = client.predict(handle_file(str(photos["no_face"])), False, False, 0.6, api_name="/analyse")
+    assert answer["faces"] == [] and "Face 1" not in summary and summary.startswith("No face found")
+    assert client.predict(1, "female", "40-49", True, api_name="/feedback") == "There is no face to correct: none was found in the last photo."
+    shown, summary, answer, _ = client.predict(handle_file(str(photos["no_face"])), True, False, 0.6, api_name="/analyse")
+    assert summary.startswith("Whole image treated as one face.") and "Face 1: gender" in summary
+
+
+def test_the_page_explains_a_bad_file(app, photos):
+    from gradio_client import handle_file
+
+    shown, summary, answer, _ = app[0].predict(handle_file(str(photos["text"])), False, False, 0.6, api_name="/analyse")
+    assert shown is None and answer["faces"] == []
+    assert summary == "This file cannot be used as a photo: not an image (unrecognised format)."
+
+
+def test_correction_form_starts_without_an_answer(app):
+    props = {c["props"].get("label"): c["props"] for c in app[0].config["components"]}
+    assert props["Correct age group"]["choices"] and props["Correct gender"]["choices"]
+    assert props["Correct gender"].get("value") is None and props["Correct age group"].get("value") is None
+
+
+def test_api_page_names_parameters_and_has_a_sample_that_is_a_photo(app):
+    import httpx
+
+    info = httpx.get(app[0].src.rstrip("/") + "/gradio_api/info").json()["named_endpoints"]
+    assert sorted(info) == ["/predict", "/predict_batch"]  # the UI's own events stay undocumented
+    for endpoint, names in (("/predict", ["image", "whole_image"]), ("/predict_batch", ["images", "whole_image"])):
+        assert [p["parameter_name"] for p in info[endpoint]["parameters"]] == names
+        assert all(p["label"].startswith(p["parameter_name"] + ":") for p in info[endpoint]["parameters"])
+        assert info[endpoint]["description"]
+        snippet = info[endpoint]["code_snippets"]["python"]
+        assert "grace_hopper.jpg" in snippet and ".pdf" not in snippet and "whole_image=False" in snippet
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "text"])
@@ -95,6 +145,7 @@ def test_batch_endpoint_answers_each_image_in_order(app, photos):
     answers = app[0].predict([handle_file(str(photos[k])) for k in ("face", "corrupt", "no_face")], api_name="/predict_batch")
     assert [len(a["faces"]) for a in answers] == [1, 0, 0]
     assert "cannot be used" in answers[1]["message"] and answers[2]["message"].startswith("No face found")
+    assert "gender" not in answers[2]
 
 
 def test_feedback_is_stored_only_with_consent(app, photos, tmp_path):
@@ -102,6 +153,7 @@ def test_feedback_is_stored_only_with_consent(app, photos, tmp_path):
 
     client, feedback = app
     client.predict(handle_file(str(photos["face"])), False, False, 0.6, api_name="/analyse")
+    assert client.predict(1, "female", None, True, api_name="/feedback") == "Choose the correct gender and age group."
     refused = client.predict(1, "female", "40-49", False, api_name="/feedback")
     assert refused.startswith("Not saved") and not feedback.exists()
     saved = client.predict(1, "female", "40-49", True, api_name="/feedback")
@@ -121,6 +173,26 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
 
     assert app_module.main(["--model", str(tmp_path / "nothing")]) == 2
     assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_queue_limit_is_a_flag(monkeypatch):
+    import app as app_module
+
+    assert app_module.parse_args([]).max_queue == 64
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--max-queue", "0"])
+    calls = {}
+
+    class FakeDemo:
+        def queue(self, **kwargs):
+            calls["queue"] = kwargs
+
+        def launch(self, **kwargs):
+            calls["launch"] = kwargs
+
+    monkeypatch.setattr(app_module, "create_app", lambda args: FakeDemo())
+    assert app_module.main(["--max-queue", "5", "--concurrency", "3", "--port", "7999"]) == 0
+    assert calls["queue"] == {"default_concurrency_limit": 3, "max_size": 5} and calls["launch"]["server_port"] == 7999
 
 
 def test_face_crops_stay_inside_the_photo_when_they_fit():
