@@ -1,7 +1,13 @@
-"""Inference on face crops: batched, optional flip test-time augmentation, marginal gender and age-group probabilities."""
+"""Inference on face crops: batched, optional flip test-time augmentation, marginal gender and age-group probabilities.
+
+Two backends behind one interface: ONNX Runtime (when it is installed and the model folder has `model.onnx`,
+written by training or `export_onnx.py`) and PyTorch. Preprocessing is the saved image processor's either way,
+so answers match `transformers.pipeline`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +18,9 @@ from PIL import Image, ImageOps
 from .labels import AGE_GROUP_MIDPOINTS, AGE_GROUPS, GENDERS, split_joint_label
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "models" / "default")
+ONNX_FILE = "model.onnx"
+FINGERPRINT_KEY = "genderage_weights_sha256"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -49,23 +58,111 @@ def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Predict
     return predictions
 
 
-class GenderAgeClassifier:
-    """A saved genderage model (any transformers image classifier with our label names) ready for inference."""
+def onnx_session(path: str | Path):
+    """An ONNX Runtime CPU session using as many threads as torch does (so `torch.set_num_threads(1)` applies)."""
+    import onnxruntime
 
-    def __init__(self, model, processor, device: str = "cpu", bf16: bool = False):
-        # channels_last is faster for these convolutional networks on CPUs and GPUs alike.
-        self.model = model.eval().to(device, memory_format=torch.channels_last)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def weights_fingerprint(folder: str | Path) -> str | None:
+    """SHA-256 of a model folder's weights file: model.onnx records it, so a stale export is never used."""
+    import hashlib
+
+    for name in WEIGHT_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
+
+
+def is_stale(session, folder: str | Path) -> bool:
+    """True when the ONNX file was exported from other weights than the folder holds now."""
+    recorded = session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
+    current = weights_fingerprint(folder) if Path(folder).is_dir() else None
+    return bool(recorded and current and recorded != current)
+
+
+def find_onnx(path_or_id: str) -> Path | None:
+    """The model's ONNX file when ONNX Runtime is installed and the folder (or the Hub repo, if reachable) has one."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    if Path(path_or_id).is_dir():
+        path = Path(path_or_id) / ONNX_FILE
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(path_or_id, ONNX_FILE))
+    except Exception:  # not on the Hub, offline, or an old repo without the file: PyTorch it is
+        return None
+
+
+class GenderAgeClassifier:
+    """A saved genderage model (any transformers image classifier with our label names) ready for inference.
+
+    `session` (an ONNX Runtime session) replaces the PyTorch forward when given; `model` may then be None
+    and is loaded from `path_or_id` only if someone asks for it.
+    """
+
+    def __init__(self, model, processor, device: str = "cpu", bf16: bool = False, session=None,
+                 label_names: list[str] | None = None, path_or_id: str | None = None):
+        self._model = model
+        if model is not None:
+            # channels_last is faster for these convolutional networks on CPUs and GPUs alike.
+            self._model = model.eval().to(device, memory_format=torch.channels_last)
+            label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.processor = processor
         self.device = device
         self.bf16 = bf16  # bf16 autocast: about 2.5x faster on recent CPUs, probabilities differ by ~1e-2
-        self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.session = session
+        self.label_names = label_names
+        self._path_or_id = path_or_id
+        self.backend = "onnxruntime" if session is not None else "torch"
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str = DEFAULT_MODEL, device: str = "cpu", bf16: bool = False) -> "GenderAgeClassifier":
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
+    def from_pretrained(cls, path_or_id: str = DEFAULT_MODEL, device: str = "cpu", bf16: bool = False,
+                        backend: str = "auto") -> "GenderAgeClassifier":
+        """Load a model folder or Hub id. backend: "auto" (ONNX Runtime if possible), "onnx" or "torch".
 
+        "auto" picks ONNX Runtime only for fp32 on the CPU with an up-to-date model.onnx present.
+        """
+        from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+        processor = AutoImageProcessor.from_pretrained(path_or_id)
+        onnx_path = None
+        if backend == "onnx" or (backend == "auto" and device == "cpu" and not bf16):
+            onnx_path = find_onnx(path_or_id)
+            if onnx_path is None and backend == "onnx":
+                raise FileNotFoundError(f"no {ONNX_FILE} for {path_or_id} (or onnxruntime is not installed); "
+                                        f"run: python export_onnx.py {path_or_id}")
+        if onnx_path is not None:
+            session = onnx_session(onnx_path)
+            if not is_stale(session, path_or_id):
+                config = AutoConfig.from_pretrained(path_or_id)
+                names = [config.id2label[i] for i in range(config.num_labels)]
+                return cls(None, processor, "cpu", False, session, names, path_or_id)
+            message = f"{onnx_path} was exported from older weights; re-export it with: python export_onnx.py {path_or_id}"
+            if backend == "onnx":
+                raise ValueError(message)
+            warnings.warn(message + " (using PyTorch meanwhile)", stacklevel=2)
         model = AutoModelForImageClassification.from_pretrained(path_or_id, dtype=torch.float32)
-        return cls(model, AutoImageProcessor.from_pretrained(path_or_id), device, bf16)
+        return cls(model, processor, device, bf16, path_or_id=path_or_id)
+
+    @property
+    def model(self):
+        """The PyTorch model (loaded on first use when the classifier runs on ONNX Runtime)."""
+        if self._model is None:
+            from transformers import AutoModelForImageClassification
+
+            model = AutoModelForImageClassification.from_pretrained(self._path_or_id, dtype=torch.float32)
+            self._model = model.eval().to(self.device, memory_format=torch.channels_last)
+        return self._model
 
     @torch.inference_mode()
     def probabilities(self, images: list[Image.Image], flip: bool = False, batch_size: int = 64) -> np.ndarray:
@@ -80,7 +177,11 @@ class GenderAgeClassifier:
         return np.concatenate(rows) if rows else np.zeros((0, len(self.label_names)))
 
     def _forward(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = self.processor(images, return_tensors="pt")["pixel_values"].to(self.device, memory_format=torch.channels_last)
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"]
+        if self.session is not None:
+            logits = self.session.run(["logits"], {"pixel_values": pixels.float().numpy()})[0]
+            return torch.from_numpy(logits).softmax(-1).numpy()
+        pixels = pixels.to(self.device, memory_format=torch.channels_last)
         with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(pixel_values=pixels).logits
         return logits.float().softmax(-1).cpu().numpy()

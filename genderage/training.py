@@ -211,8 +211,10 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         save_model(trainer.model, processor, output_dir)
         write_evaluation(output_dir, results, trainer.state.log_history, data_args.task)
         write_model_card(output_dir, model_args, data_args, training_args, results, len(dataset["train"]))
+    from .onnx_export import export_after_training
         if push_to_hub:
             from .hub import upload_folder
 
             print(upload_folder(output_dir, training_args.hub_model_id, "model", dry_run=training_args.dry_run))
     return {split: result["metrics"] for split, result in results.items()}
+        export_after_training(output_dir, trainer.model, processor)  # model.onnx for ONNX Runtime inference
