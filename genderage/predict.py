@@ -1,0 +1,188 @@
+"""Bulk prediction for photo collections: every face of every photo -> one JSONL or CSV row.
+
+Worker processes each load the detector and the classifier once (one torch / ONNX Runtime thread each, so N
+workers use N cores); photos go to them in chunks, each chunk's faces are classified in one batch. Rows of a
+photo are written together and flushed, so `resume=True` can skip every photo already in the output.
+A photo with no face, or a file that is not a usable photo, gets one row with the reason; nothing stops the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .labels import AGE_GROUPS, GENDERS
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+LIST_SUFFIXES = {".txt", ".lst", ".list"}
+CSV_COLUMNS = (["file", "face", "x0", "y0", "x1", "y1", "detector_confidence"] + [f"p_{g}" for g in GENDERS]
+               + [f"p_{a}" for a in AGE_GROUPS] + ["age", "reason"])
+
+
+def list_photos(inputs: list[str]) -> list[str]:
+    """Expand folders (image files, recursively), globs and list files (one path per line, relative to the list's
+    folder) into photo paths, in order, without repeats. A named file that is not an image is kept: it gets a row."""
+    paths: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            lines = [line.strip() for line in path.read_text().splitlines()]
+            paths += [str(path.parent / line) if not Path(line).is_absolute() else line for line in lines if line and not line.startswith("#")]
+        elif path.exists() or not glob.has_magic(item):
+            paths.append(item)  # a single file, or a missing one (it gets a row saying so)
+        else:
+            paths += sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    return list(dict.fromkeys(paths))
+
+
+def output_format(output: str | Path) -> str:
+    suffix = Path(output).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    raise ValueError(f"--output must end in .jsonl or .csv, not {suffix or 'nothing'!r}")
+
+
+def done_files(output: str | Path) -> set[str]:
+    """Files that already have rows in `output`; an unfinished last line (an interrupted write) is cut off."""
+    output = Path(output)
+    if not output.is_file() or output.stat().st_size == 0:
+        return set()
+    data = output.read_bytes()
+    if not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        output.write_bytes(data)
+    text = data.decode()
+    if output_format(output) == "csv":
+        return {row["file"] for row in csv.DictReader(text.splitlines())}
+    return {json.loads(line)["file"] for line in text.splitlines() if line.strip()}
+
+
+def _round(probabilities: dict[str, float] | None) -> dict[str, float] | None:
+    return None if probabilities is None else {k: round(v, 4) for k, v in probabilities.items()}
+
+
+def _row(file: str, face: int | None = None, box=None, confidence=None, prediction=None, reason: str | None = None) -> dict:
+    return {"file": file, "face": face, "box": None if box is None else [int(v) for v in box],
+            "detector_confidence": None if confidence is None else round(float(confidence), 4),
+            "gender": _round(prediction.gender) if prediction else None, "age_group": _round(prediction.age_group) if prediction else None,
+            "age": round(prediction.age, 1) if prediction and prediction.age is not None else None, "reason": reason}
+
+
+def csv_row(row: dict) -> dict:
+    """The flat CSV form of a row: box corners and one probability per class in their own columns."""
+    flat = {"file": row["file"], "face": row["face"], "detector_confidence": row["detector_confidence"], "age": row["age"], "reason": row["reason"]}
+    flat.update(zip(["x0", "y0", "x1", "y1"], row["box"] or [None] * 4))
+    for key in ("gender", "age_group"):
+        flat.update({f"p_{k}": v for k, v in (row[key] or {}).items()})
+    return {k: "" if flat.get(k) is None else flat[k] for k in CSV_COLUMNS}
+
+
+class PhotoPredictor:
+    """The detector and the classifier of one process; turns a chunk of photo paths into rows."""
+
+    def __init__(self, model: str, backend: str = "auto", flip: bool = False):
+        from .faces import FaceDetector
+        from .inference import GenderAgeClassifier
+
+        self.classifier = GenderAgeClassifier.from_pretrained(model, backend=backend)
+        self.detector = FaceDetector()
+        self.flip = flip
+
+    def rows(self, files: list[str]) -> list[list[dict]]:
+        """Rows per file: detection photo by photo, then one classification batch for all the chunk's faces."""
+        from .analysis import UploadError, load_upload
+
+        per_file: list[list[dict]] = []
+        pending = []  # (file index, face number, face)
+        for index, file in enumerate(files):
+            try:
+                image, _ = load_upload(file)
+                faces = self.detector.detect(image)
+            except UploadError as error:
+                per_file.append([_row(file, reason=str(error))])
+                continue
+            except Exception as error:  # noqa: BLE001 - one odd photo must never stop a collection
+                per_file.append([_row(file, reason=f"failed: {type(error).__name__}: {error}")])
+                continue
+            per_file.append([] if faces else [_row(file, reason="no face found")])
+            pending += [(index, number, face) for number, face in enumerate(faces)]
+        predictions = self.classifier.predict([face.crop for _, _, face in pending], self.flip) if pending else []
+        for (index, number, face), prediction in zip(pending, predictions):
+            per_file[index].append(_row(files[index], number, face.box, face.confidence, prediction))
+        return per_file
+
+
+_worker: PhotoPredictor | None = None
+
+
+def _init_worker(model: str, backend: str, flip: bool) -> None:
+    global _worker
+    os.environ["OMP_NUM_THREADS"] = "1"  # one core per worker: N workers fill N cores without oversubscription
+    import torch
+
+    torch.set_num_threads(1)  # before loading: the ONNX Runtime session takes torch's thread count
+    _worker = PhotoPredictor(model, backend, flip)
+
+
+def _work(files: list[str]) -> tuple[list[str], list[list[dict]]]:
+    return files, _worker.rows(files)
+
+
+def predict_photos(inputs: list[str], output: str | Path, model: str, workers: int = 1, resume: bool = False, flip: bool = False,
+                   chunk: int = 16, backend: str = "auto", progress: bool = True) -> dict:
+    """Write one row per face (or per faceless / bad photo) of every photo in `inputs` to `output` (.jsonl or .csv).
+
+    workers > 1 runs that many processes; workers == 1 runs here, with torch's own thread settings.
+    Returns counts: photos written, faces, photos without a face, bad files, photos skipped by `resume`, seconds.
+    """
+    from tqdm import tqdm
+
+    kind = output_format(output)
+    files = list_photos(inputs)
+    done = done_files(output) if resume else set()
+    todo = [f for f in files if f not in done]
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    counts = {"photos": 0, "faces": 0, "no_face": 0, "bad": 0, "skipped": len(files) - len(todo)}
+    start = time.perf_counter()
+    with open(output, "a" if resume else "w", newline="") as handle, tqdm(total=len(todo), unit="photo", disable=not progress, file=sys.stderr) as bar:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS) if kind == "csv" else None
+        if writer and handle.tell() == 0:
+            writer.writeheader()
+        if workers > 1 and len(chunks) > 1:
+            import multiprocessing
+
+            # spawn, not fork: a forked copy of a process with live thread pools can deadlock
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(chunks)), _init_worker, (model, backend, flip))
+            results = pool.imap(_work, chunks)
+        else:
+            pool, predictor = None, PhotoPredictor(model, backend, flip)
+            results = ((files_, predictor.rows(files_)) for files_ in chunks)
+        try:
+            for chunk_files, per_file in results:
+                for rows in per_file:
+                    if writer is None:
+                        handle.write("".join(json.dumps(row) + "\n" for row in rows))  # a photo's rows land together
+                    else:
+                        writer.writerows(csv_row(row) for row in rows)
+                    counts["photos"] += 1
+                    counts["faces"] += sum(row["face"] is not None for row in rows)
+                    reason = rows[0]["reason"]
+                    counts["no_face" if reason == "no face found" else "bad"] += reason is not None
+                handle.flush()
+                bar.update(len(chunk_files))
+        finally:
+            if pool is not None:
+                pool.terminate()
+    counts["seconds"] = round(time.perf_counter() - start, 2)
+    return counts
