@@ -1,7 +1,8 @@
-"""Face detection (MTCNN, offline) and cropping framed like the training faces (UTKFace chips)."""
+"""Face detection (MTCNN, offline) and one crop-and-align function that frames every face like a training chip."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,25 @@ CHIP_OFFSET_Y = 0.07
 # Detection runs on the photo inside a black border of this fraction of its longer side: a face that touches
 # the photo's edges (a tight crop, like a UTKFace chip) otherwise gets a distorted box or none.
 DETECT_BORDER = 0.25
-# Small photos are upscaled to this longer side before detection: MTCNN misses faces under ~20 px.
+# In the thorough pass, small photos are upscaled to this longer side: MTCNN misses faces under ~20 px.
 MIN_DETECT_SIDE = 384
 DETECT_BATCH = 16
+# Eye-line tilts under this (degrees) are left alone: a plain crop keeps the photo's own pixels.
+MIN_ALIGN_DEGREES = 1.0
+# Landmarks that say a face is tilted more than this are not trusted for alignment.
+MAX_ALIGN_DEGREES = 45.0
+
+Box = tuple[float, float, float, float]
+Landmarks = tuple[tuple[float, float], ...]  # MTCNN's five points: eyes, nose, mouth corners (image left to right)
+
+
+@dataclass
+class Detection:
+    """One face as the detector saw it: box (x0, y0, x1, y1), confidence, and five landmarks when known."""
+
+    box: Box
+    confidence: float
+    landmarks: Landmarks | None = None
 
 
 @dataclass
@@ -40,15 +57,42 @@ def chip_box(box, side_ratio: float = CHIP_SIDE, offset_x: float = CHIP_OFFSET_X
     return (x0, y0, x0 + side, y0 + side)
 
 
-def crop_face(image: Image.Image, box) -> Image.Image:
-    """Crop the chip region, shifted back inside the photo when it fits (a face at the edge of a tight crop
-    stays framed by real pixels, like the training chips); only a region larger than the photo gets black borders."""
+def eye_angle(landmarks: Landmarks | None) -> float:
+    """The eye line's tilt in degrees (positive: the right-hand eye is lower); 0 without trustworthy landmarks."""
+    if landmarks is None:
+        return 0.0
+    (left_x, left_y), (right_x, right_y) = landmarks[0], landmarks[1]
+    angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
+    return angle if abs(angle) <= MAX_ALIGN_DEGREES else 0.0
+
+
+def crop_face(image: Image.Image, box, landmarks: Landmarks | None = None) -> Image.Image:
+    """Crop and align one face: the chip region of `box`, rotated so the eyes are level when `landmarks` say
+    the face is tilted. The region shifts back inside the photo when it fits (a face at the edge of a tight
+    crop stays framed by real pixels, like the training chips); only a region larger than the photo, or the
+    corners a rotation swings outside it, get black."""
     x0, y0, x1, y1 = chip_box(box)
-    if x1 - x0 <= min(image.size):
+    side = x1 - x0
+    if side <= min(image.size):
         shift_x = max(0, -x0) - max(0, x1 - image.width)
         shift_y = max(0, -y0) - max(0, y1 - image.height)
         x0, x1, y0, y1 = x0 + shift_x, x1 + shift_x, y0 + shift_y, y1 + shift_y
-    return image.crop((x0, y0, x1, y1))
+    angle = eye_angle(landmarks)
+    if abs(angle) < MIN_ALIGN_DEGREES:
+        return image.crop((x0, y0, x1, y1))
+    # Sample the square along the eye line's axes: output (u, v) comes from centre + R(angle) (u - side/2, v - side/2).
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    centre_x, centre_y, half = (x0 + x1) / 2, (y0 + y1) / 2, side / 2
+    coefficients = (cos, -sin, centre_x - cos * half + sin * half, sin, cos, centre_y - sin * half - cos * half)
+    return image.transform((side, side), Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+
+
+def touches_edge(box: Box, size: tuple[int, int], margin: float = 0.01) -> bool:
+    """Whether a box reaches within `margin` (a fraction of the longer side) of the photo's edge."""
+    x0, y0, x1, y1 = box
+    width, height = size
+    slack = margin * max(size)
+    return x0 <= slack or y0 <= slack or x1 >= width - slack or y1 >= height - slack
 
 
 class FaceDetector:
@@ -60,8 +104,24 @@ class FaceDetector:
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
         self.min_confidence = min_confidence
 
-    def boxes(self, images: list[Image.Image]) -> list[list[tuple[tuple[float, ...], float]]]:
-        """(box, confidence) per face per image, in the image's own pixels; images of one size form one batch."""
+    def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
+        """Every face per image, in the image's own pixels, largest first.
+
+        A fast pass at the photo's own size first; the slow, thorough pass (upscaled, inside a black border) only
+        for photos where it found nothing, or where the largest face touches the photo's edge: there the box is cut
+        off (a tight crop like a UTKFace chip) and would frame the face differently from the calibrated chip."""
+        results = self._pass(images, min_side=0, border=0.0)
+        retry = [i for i, faces in enumerate(results) if not faces or touches_edge(faces[0].box, images[i].size)]
+        thorough = self._pass([images[i] for i in retry], MIN_DETECT_SIDE, DETECT_BORDER) if retry else []
+        for i, faces in zip(retry, thorough):
+            if faces:
+                results[i] = faces
+            elif not results[i]:  # a last look, upscaled without the border, finds a few faces both passes missed
+                results[i] = self._pass([images[i]], MIN_DETECT_SIDE, 0.0)[0]
+        return results
+
+    def _pass(self, images: list[Image.Image], min_side: int, border: float) -> list[list[Detection]]:
+        """One MTCNN pass: photos upscaled to `min_side` and framed by a black `border`; same-size photos share a batch."""
         results: list = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
@@ -69,20 +129,21 @@ class FaceDetector:
         # Bounded batches: MTCNN's memory grows with the batch, and a dataset may hold thousands of one size.
         chunks = [(size, same[start : start + DETECT_BATCH]) for size, same in by_size.items() for start in range(0, len(same), DETECT_BATCH)]
         for size, indices in chunks:
-            scale = max(1.0, MIN_DETECT_SIDE / max(size))
-            pad = round(DETECT_BORDER * max(size) * scale)
-            batch = [ImageOps.expand(self._scaled(images[i], scale), pad, fill=(0, 0, 0)) for i in indices]
-            boxes, probabilities = self.mtcnn.detect(batch if len(batch) > 1 else batch[0])
+            scale = max(1.0, min_side / max(size))
+            pad = round(border * max(size) * scale)
+            batch = [self._scaled(images[i], scale) for i in indices]
+            if pad:
+                batch = [ImageOps.expand(image, pad, fill=(0, 0, 0)) for image in batch]
+            found = self.mtcnn.detect(batch if len(batch) > 1 else batch[0], landmarks=True)
             if len(batch) == 1:
-                boxes, probabilities = [boxes], [probabilities]
-            for i, image_boxes, image_probabilities in zip(indices, boxes, probabilities):
-                results[i] = [(tuple((v - pad) / scale for v in box), p) for box, p in self._keep(image_boxes, image_probabilities)]
-        for i, faces in enumerate(results):
-            if not faces:  # a second look without the border finds a few faces the bordered pass missed
-                scale = max(1.0, MIN_DETECT_SIDE / max(images[i].size))
-                found = self._keep(*self.mtcnn.detect(self._scaled(images[i], scale)))
-                results[i] = [(tuple(v / scale for v in box), p) for box, p in found]
+                found = [[column] for column in found]
+            for i, per_image in zip(indices, zip(*found)):
+                results[i] = self._keep(*per_image, offset=pad, scale=scale)
         return results
+
+    def boxes(self, images: list[Image.Image]) -> list[list[tuple[Box, float]]]:
+        """(box, confidence) per face per image, largest first."""
+        return [[(d.box, d.confidence) for d in faces] for faces in self.detections(images)]
 
     @staticmethod
     def _scaled(image: Image.Image, scale: float) -> Image.Image:
@@ -91,15 +152,29 @@ class FaceDetector:
             return image
         return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
 
-    def _keep(self, boxes, probabilities) -> list[tuple[tuple[float, ...], float]]:
+    def _keep(self, boxes, probabilities, points, offset: float, scale: float) -> list[Detection]:
         if boxes is None:
             return []
-        # Under numpy 2 the boxes may come back as an object array: convert explicitly.
-        faces = [(tuple(float(v) for v in np.asarray(box, dtype=np.float64)), float(p))
-                 for box, p in zip(boxes, probabilities) if p is not None and float(p) >= self.min_confidence]
-        return sorted(faces, key=lambda face: -(face[0][2] - face[0][0]) * (face[0][3] - face[0][1]))
+
+        def to_image(values) -> tuple[float, ...]:
+            # Under numpy 2 the detector may return object arrays: convert explicitly.
+            return tuple((float(v) - offset) / scale for v in np.asarray(values, dtype=np.float64).ravel())
+
+        faces = []
+        for box, p, five in zip(boxes, probabilities, points if points is not None else [None] * len(boxes)):
+            if p is None or float(p) < self.min_confidence:
+                continue
+            flat = None if five is None else to_image(five)
+            landmarks = None if flat is None else tuple(zip(flat[0::2], flat[1::2]))
+            faces.append(Detection(to_image(box), float(p), landmarks))
+        return sorted(faces, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
     def detect(self, image: Image.Image) -> list[Face]:
-        """Every face in `image`, largest first, each with its training-style crop."""
+        """Every face in `image`, largest first, each with its aligned training-style crop."""
         image = image.convert("RGB")
-        return [Face(tuple(round(v) for v in box), confidence, crop_face(image, box)) for box, confidence in self.boxes([image])[0]]
+        return [Face(tuple(round(v) for v in d.box), d.confidence, crop_face(image, d.box, d.landmarks)) for d in self.detections([image])[0]]
+
+    def largest_crops(self, images: list[Image.Image]) -> list[Image.Image | None]:
+        """The aligned crop of each image's largest face (None where none is found): training data and benchmarks."""
+        return [crop_face(image.convert("RGB"), faces[0].box, faces[0].landmarks) if faces else None
+                for image, faces in zip(images, self.detections(images))]

@@ -98,13 +98,12 @@ _detector = None
 
 
 def _largest_face_crop(image: Image.Image) -> Image.Image | None:
-    """The largest face, framed like a training chip (the detector loads once per worker process)."""
+    """The largest face, aligned and framed like a training chip (the detector loads once per worker process)."""
     global _detector
     from .faces import FaceDetector
 
     _detector = _detector or FaceDetector()
-    faces = _detector.detect(image)
-    return faces[0].crop if faces else None
+    return _detector.largest_crops([image])[0]
 
 
 def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions, crop_faces: bool = False) -> ImageInfo:
