@@ -48,10 +48,22 @@ class DataArguments:
     rotation: float = field(default=10.0, metadata={"help": "Random rotation range in degrees (±)."})
     translate: float = field(default=0.0, metadata={"help": "Random shift as a fraction of the image size."})
     color_jitter: float = field(default=0.0, metadata={"help": "Brightness/contrast/saturation jitter strength."})
+    # Stages that make training faces look like photos from other cameras and sites (each off at 0).
+    aspect_jitter: float = field(default=0.0, metadata={"help": "Crop aspect ratio range 1±this, resized square: a yaw-like squeeze."})
+    perspective: float = field(default=0.0, metadata={"help": "Random perspective distortion strength (applied to 30% of images)."})
+    grayscale: float = field(default=0.0, metadata={"help": "Probability of a greyscale image."})
+    blur: float = field(default=0.0, metadata={"help": "Probability of a Gaussian blur (sigma 0.1-1.5 px)."})
+    downscale: float = field(default=0.0, metadata={"help": "Probability of a downscale to 25-75% and back up (small, soft faces)."})
+    jpeg: float = field(default=0.0, metadata={"help": "Probability of JPEG re-compression at quality 30-90."})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"--task {self.task!r} is not one of {TASKS}")
+        for name in ("hflip", "grayscale", "blur", "downscale", "jpeg"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name} is a probability between 0 and 1, got {getattr(self, name)}")
+        if not 0 <= self.aspect_jitter < 1:
+            raise ValueError(f"--aspect_jitter must be in [0, 1), got {self.aspect_jitter}")
 
 
 @dataclass
@@ -61,6 +73,11 @@ class TrainArguments(TrainingArguments):
     freeze_backbone_epochs: int = field(default=0, metadata={"help": "Train only the head for this many epochs first."})
     backbone_lr_scale: float = field(default=1.0, metadata={"help": "Backbone learning rate = learning_rate × this."})
     class_weights: bool = field(default=False, metadata={"help": "Weight the loss by inverse class frequency."})
+    balance_sampling: float = field(
+        default=0.0,
+        metadata={"help": "Sample training images by source × gender × age group: weight = stratum size ** -this "
+                          "(0 = natural frequencies, 0.5 = square-root balancing, 1 = every stratum equally often)."},
+    )
     early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
     dry_run: bool = field(default=False, metadata={"help": "With --push_to_hub: prepare the upload, send nothing."})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,14 @@ class GenderAgeTrainer(Trainer):
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return super().create_optimizer()
 
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.balance_sampling == 0:
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        weights = stratum_weights(dataset, self.args.balance_sampling)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.class_weights is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -134,6 +143,18 @@ class GenderAgeTrainer(Trainer):
             label_smoothing=self.args.label_smoothing_factor,
         )
         return (loss, outputs) if return_outputs else loss
+
+
+def stratum_weights(dataset, power: float) -> torch.Tensor:
+    """Per-example sampling weights: (size of its source × gender × age-group stratum) ** -power.
+
+    Mixes sources of very different sizes and skews (UTKFace is mostly 20-39; All-Age-Faces mostly East Asian)
+    without discarding data: power 0.5 draws a stratum in proportion to the square root of its size."""
+    plain = dataset.with_format(None)  # the label columns only, without the training transform
+    columns = [list(plain[name]) for name in ("source", "gender", "age_group")]
+    strata = list(zip(*columns))
+    sizes = Counter(strata)
+    return torch.tensor([sizes[stratum] ** -power for stratum in strata], dtype=torch.double)
 
 
 def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tensor:
@@ -190,6 +211,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     """Train, evaluate on validation and test, and write a complete model folder to output_dir."""
     from .evaluation import evaluate_split, write_evaluation
     from .model_card import write_model_card
+    from .onnx_export import export_after_training
 
     # Checkpoint to resume from.
     last_checkpoint = get_last_checkpoint(training_args.output_dir) if training_args.resume and os.path.isdir(training_args.output_dir) else None
@@ -209,12 +231,11 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         save_model(trainer.model, processor, output_dir)
+        export_after_training(output_dir, trainer.model, processor)  # model.onnx for ONNX Runtime inference
         write_evaluation(output_dir, results, trainer.state.log_history, data_args.task)
         write_model_card(output_dir, model_args, data_args, training_args, results, len(dataset["train"]))
-    from .onnx_export import export_after_training
         if push_to_hub:
             from .hub import upload_folder
 
             print(upload_folder(output_dir, training_args.hub_model_id, "model", dry_run=training_args.dry_run))
     return {split: result["metrics"] for split, result in results.items()}
-        export_after_training(output_dir, trainer.model, processor)  # model.onnx for ONNX Runtime inference

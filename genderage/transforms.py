@@ -21,20 +21,46 @@ def processor_settings(processor) -> dict:
     return {"size": side, "mean": list(processor.image_mean), "std": list(processor.image_std)}
 
 
+class RandomDownscale(torch.nn.Module):
+    """Shrink to a random 25-75% of the side and back: the soft, low-resolution faces of small or distant subjects."""
+
+    def __init__(self, p: float, smallest: float = 0.25, largest: float = 0.75):
+        super().__init__()
+        self.p, self.smallest, self.largest = p, smallest, largest
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return image
+        height, width = image.shape[-2:]
+        factor = self.smallest + (self.largest - self.smallest) * float(torch.rand(()))
+        small = v2.functional.resize(image, [max(8, round(height * factor)), max(8, round(width * factor))], antialias=True)
+        return v2.functional.resize(small, [height, width], antialias=True)
+
+
 def build_train_transform(processor, args: DataArguments) -> Callable:
     """Augmentation stages (each off at strength 0), then tensor conversion and the processor's normalisation."""
     settings = processor_settings(processor)
-    primary = [v2.RandomResizedCrop(settings["size"], scale=(args.scale_min, 1.0), antialias=True)]
+    ratio = (1 - args.aspect_jitter, 1 / (1 - args.aspect_jitter))
+    stages = [v2.RandomResizedCrop(settings["size"], scale=(args.scale_min, 1.0), ratio=ratio, antialias=True)]
     if args.hflip > 0:
-        primary.append(v2.RandomHorizontalFlip(p=args.hflip))
-    secondary = []
+        stages.append(v2.RandomHorizontalFlip(p=args.hflip))
     if args.rotation > 0 or args.translate > 0:
-        secondary.append(v2.RandomAffine(degrees=args.rotation, translate=(args.translate, args.translate) if args.translate else None))
+        stages.append(v2.RandomAffine(degrees=args.rotation, translate=(args.translate, args.translate) if args.translate else None))
+    if args.perspective > 0:
+        stages.append(v2.RandomPerspective(distortion_scale=args.perspective, p=0.3))
     if args.color_jitter > 0:
-        secondary.append(v2.ColorJitter(args.color_jitter, args.color_jitter, args.color_jitter))
+        stages.append(v2.ColorJitter(args.color_jitter, args.color_jitter, args.color_jitter))
+    if args.grayscale > 0:
+        stages.append(v2.RandomGrayscale(p=args.grayscale))
+    if args.blur > 0:
+        stages.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=args.blur))
+    if args.downscale > 0:
+        stages.append(RandomDownscale(args.downscale))
+    if args.jpeg > 0:
+        stages.append(v2.RandomApply([v2.JPEG(quality=(30, 90))], p=args.jpeg))
     final = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(settings["mean"], settings["std"])]
-    # Augment uint8 tensors (cheaper than PIL or float), convert once at the end.
-    return v2.Compose([v2.ToImage()] + primary + secondary + final)
+    # Augment uint8 tensors (cheaper than PIL or float; JPEG needs them), convert once at the end.
+    return v2.Compose([v2.ToImage()] + stages + final)
 
 
 def build_eval_transform(processor) -> Callable[[list], torch.Tensor]:
