@@ -159,14 +159,15 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS) if kind == "csv" else None
         if writer and handle.tell() == 0:
             writer.writeheader()
+        pool, results = None, iter(())
         if workers > 1 and len(chunks) > 1:
             import multiprocessing
 
             # spawn, not fork: a forked copy of a process with live thread pools can deadlock
             pool = multiprocessing.get_context("spawn").Pool(min(workers, len(chunks)), _init_worker, (model, backend, flip))
             results = pool.imap(_work, chunks)
-        else:
-            pool, predictor = None, PhotoPredictor(model, backend, flip)
+        elif chunks:
+            predictor = PhotoPredictor(model, backend, flip)
             results = ((files_, predictor.rows(files_)) for files_ in chunks)
         try:
             for chunk_files, per_file in results:
