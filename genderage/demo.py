@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 from gradio_client import handle_file
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .analysis import FaceAnalyzer, analyse_file, save_feedback
 from .labels import AGE_GROUPS, GENDERS
@@ -54,15 +54,20 @@ def example_images(folder: str | Path | None = None) -> list[str]:
 
 
 def draw_faces(image: Image.Image, faces) -> Image.Image:
-    """The photo with a numbered box around every face."""
+    """The photo with a numbered box around every face; the number sits on a filled tag so it reads on any background."""
     canvas = image.copy()
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(image.size) / 250))
+    font = ImageFont.load_default(max(14, round(max(image.size) / 20)))
     for number, face in enumerate(faces, start=1):
         colour = BOX_COLOURS[(number - 1) % len(BOX_COLOURS)]
         x0, y0, x1, y1 = face.box
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        draw.text((x0 + width, max(0, y0 - 12 * width)), str(number), fill=colour, font_size=max(12, 10 * width))
+        left, top, right, bottom = font.getbbox(str(number))
+        tag_w, tag_h = right - left + 2 * width, bottom - top + 2 * width
+        tag_y = y0 - tag_h if y0 >= tag_h else y0  # above the box, or inside it at the photo's top edge
+        draw.rectangle((x0, tag_y, x0 + tag_w, tag_y + tag_h), fill=colour)
+        draw.text((x0 + width - left, tag_y + width - top), str(number), fill="white", font=font)
     return canvas
 
 
@@ -121,7 +126,7 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         with gr.Row():
             with gr.Column():
                 with gr.Tab("Upload"):
-                    upload = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo")
+                    upload = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo", elem_id="photo")
                 with gr.Tab("Webcam"):
                     webcam = gr.Image(type="filepath", sources=["webcam"], label="Webcam")
                 whole_image = gr.Checkbox(label="Whole image is one face (pre-cropped photo)")
@@ -130,9 +135,9 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
                 with gr.Row():
                     analyse_upload = gr.Button("Analyse photo", variant="primary")
                     analyse_webcam = gr.Button("Analyse webcam shot")
-                gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)")
+                gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)", elem_id="examples")
             with gr.Column():
-                annotated = gr.Image(type="pil", label="Faces", format="png", interactive=False)
+                annotated = gr.Image(type="pil", label="Faces", format="png", interactive=False, elem_id="faces")
                 summary = gr.Markdown(elem_id="summary")
                 answer_json = gr.JSON(label="Answer (as the API returns it)")
         with gr.Accordion("Was an answer wrong? Send a correction", open=False):
