@@ -1,8 +1,12 @@
-"""The Space folder: built offline, YAML parsed back, app importable from the folder alone, upload mocked."""
+"""The Space folder: built offline, YAML parsed back, app importable from the folder alone, upload mocked, and
+(slow) installed into a fresh venv from its own requirements only, started, and asked for predictions."""
 
+import re
 import subprocess
 import sys
+import time
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -55,3 +59,63 @@ def test_space_build_refuses_a_non_model_folder(tmp_path, capsys):
 
     assert build.main(["--output", str(tmp_path / "space"), "--model", str(tmp_path)]) == 2
     assert "is not a model folder" in capsys.readouterr().err
+
+
+def pins(path) -> dict[str, str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return dict(line.lower().split("==") for line in lines if line)
+
+
+def test_space_requirements_are_pinned_like_the_project():
+    space = (REPO / "space" / "requirements.txt").read_text()
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][^ ]*", line.split("#")[0].strip())
+               for line in space.splitlines() if line.split("#")[0].strip()), "every Space requirement is pinned with =="
+    project = pins(REPO / "requirements.txt")
+    assert {name: version for name, version in pins(REPO / "space" / "requirements.txt").items()
+            if project.get(name, version) != version} == {}, "the Space pins what the project pins, at the same versions"
+
+
+def fake_space(folder, app_code: str):
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nsdk: gradio\nsdk_version: 6.31.0\napp_file: app.py\n---\n")
+    (folder / "requirements.txt").write_text("numpy==2.4.6  # a comment\n\n")
+    (folder / "app.py").write_text(app_code)
+    return folder
+
+
+def test_space_requirements_add_the_sdk_gradio(tmp_path):
+    from genderage.space import space_requirements
+
+    assert space_requirements(fake_space(tmp_path / "space", "")) == ["numpy==2.4.6", "gradio==6.31.0"]
+
+
+def test_an_app_that_cannot_start_is_reported_with_its_error(tmp_path):
+    from genderage.space import SpaceCheckError, running_app
+
+    space = fake_space(tmp_path / "space", "import requests_that_nobody_installed\n")
+    with pytest.raises(SpaceCheckError, match="(?s)exited with code 1.*No module named 'requests_that_nobody_installed'"):
+        with running_app(space, sys.executable, tmp_path, timeout=60):
+            pass
+
+
+def test_check_of_a_folder_that_is_not_a_space_is_a_message(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "space"))
+    import build
+
+    assert build.main(["--check", str(tmp_path)]) == 1
+    assert "is not a Space folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_built_space_installs_starts_and_answers_in_a_clean_venv(tmp_path, capsys):
+    # What a Space does: a fresh venv with only the folder's requirements.txt + gradio==sdk_version, then app.py.
+    sys.path.insert(0, str(REPO / "space"))
+    import build
+
+    started = time.monotonic()
+    code = build.main(["--output", str(tmp_path / "space"), "--check"])
+    out, err = capsys.readouterr()
+    print(out, f"clean-venv Space check: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    assert code == 0, out + err
+    assert "/predict astronaut.png: 1 face" in out
+    assert "/predict not_an_image.jpg: no face" in out
