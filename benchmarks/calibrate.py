@@ -49,10 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"saved to {output}")
     if (output / "model.onnx").is_file():  # it holds the uncalibrated weights: re-export (the ONNX helper may be absent)
         try:
-            from genderage.onnx_export import export_folder
+            from genderage.onnx_export import export_onnx
 
-            written = export_folder(output, int8=(output / "model.int8.onnx").is_file())
-            print("re-exported " + ", ".join(str(path) for path in written))
+            print(f"re-exported {export_onnx(output)}")
         except ImportError as error:
             print(f"note: model.onnx holds the uncalibrated weights; re-export it ({error})")
     return 0
