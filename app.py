@@ -24,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=os.environ.get("GENDERAGE_MODEL", DEFAULT_MODEL), help="model folder or Hub id")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on (a Space sets GRADIO_SERVER_NAME=0.0.0.0)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     parser.add_argument("--feedback-dir", default="feedback", help="where consented corrections are stored")
     parser.add_argument("--min-face-confidence", type=float, default=0.9, help="detector confidence needed to report a face")

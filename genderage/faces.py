@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 # How a UTKFace "aligned & cropped" chip frames the face, in units of the MTCNN box width:
@@ -103,25 +104,33 @@ class FaceDetector:
 
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
         self.min_confidence = min_confidence
+        self.min_face_size = min_face_size
 
     def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
         """Every face per image, in the image's own pixels, largest first.
 
-        A fast pass at the photo's own size first; the slow, thorough pass (upscaled, inside a black border) only
-        for photos where it found nothing, or where the largest face touches the photo's edge: there the box is cut
-        off (a tight crop like a UTKFace chip) and would frame the face differently from the calibrated chip."""
-        results = self._pass(images, min_side=0, border=0.0)
-        retry = [i for i, faces in enumerate(results) if not faces or touches_edge(faces[0].box, images[i].size)]
-        thorough = self._pass([images[i] for i in retry], MIN_DETECT_SIDE, DETECT_BORDER) if retry else []
-        for i, faces in zip(retry, thorough):
-            if faces:
-                results[i] = faces
-            elif not results[i]:  # a last look, upscaled without the border, finds a few faces both passes missed
-                results[i] = self._pass([images[i]], MIN_DETECT_SIDE, 0.0)[0]
+        A fast pass at the photo's own size first. Where the largest face touches the photo's edge (a tight crop
+        like a UTKFace chip), its box is cut off and would frame the face unlike the calibrated chip: a second pass
+        inside a black border looks again, for faces at least half that size only (cheap). Only photos where the
+        fast pass found nothing get the slow, thorough pass (upscaled, inside a border, then without it)."""
+        results = self._pass(images)
+        for i, faces in enumerate(results):
+            if faces and touches_edge(faces[0].box, images[i].size):
+                width = faces[0].box[2] - faces[0].box[0]
+                bordered = self._pass([images[i]], border=DETECT_BORDER, min_face=max(self.min_face_size, width / 2))[0]
+                results[i] = bordered or faces
+        missing = [i for i, faces in enumerate(results) if not faces]
+        thorough = self._pass([images[i] for i in missing], MIN_DETECT_SIDE, DETECT_BORDER) if missing else []
+        for i, faces in zip(missing, thorough):
+            # A last look, upscaled without the border, finds a few faces both passes missed.
+            results[i] = faces or self._pass([images[i]], MIN_DETECT_SIDE)[0]
         return results
 
-    def _pass(self, images: list[Image.Image], min_side: int, border: float) -> list[list[Detection]]:
-        """One MTCNN pass: photos upscaled to `min_side` and framed by a black `border`; same-size photos share a batch."""
+    def _pass(self, images: list[Image.Image], min_side: int = 0, border: float = 0.0, min_face: float | None = None) -> list[list[Detection]]:
+        """One MTCNN pass: photos upscaled to `min_side`, framed by a black `border`, looking for faces of at least
+        `min_face` px (the pyramid, and so the cost, shrinks with it); same-size photos share a batch."""
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
         results: list = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
@@ -131,14 +140,12 @@ class FaceDetector:
         for size, indices in chunks:
             scale = max(1.0, min_side / max(size))
             pad = round(border * max(size) * scale)
-            batch = [self._scaled(images[i], scale) for i in indices]
-            if pad:
-                batch = [ImageOps.expand(image, pad, fill=(0, 0, 0)) for image in batch]
-            found = self.mtcnn.detect(batch if len(batch) > 1 else batch[0], landmarks=True)
-            if len(batch) == 1:
-                found = [[column] for column in found]
-            for i, per_image in zip(indices, zip(*found)):
-                results[i] = self._keep(*per_image, offset=pad, scale=scale)
+            batch = [np.asarray(self._bordered(images[i], scale, pad)) for i in indices]
+            with torch.inference_mode():
+                boxes, points = detect_face(np.stack(batch), (min_face or self.min_face_size) * scale, self.mtcnn.pnet, self.mtcnn.rnet,
+                                            self.mtcnn.onet, self.mtcnn.thresholds, self.mtcnn.factor, self.mtcnn.device)
+            for i, image_boxes, image_points in zip(indices, boxes, points):
+                results[i] = self._keep(image_boxes, image_points, offset=pad, scale=scale)
         return results
 
     def boxes(self, images: list[Image.Image]) -> list[list[tuple[Box, float]]]:
@@ -146,27 +153,19 @@ class FaceDetector:
         return [[(d.box, d.confidence) for d in faces] for faces in self.detections(images)]
 
     @staticmethod
-    def _scaled(image: Image.Image, scale: float) -> Image.Image:
+    def _bordered(image: Image.Image, scale: float, pad: int) -> Image.Image:
         image = image.convert("RGB")
-        if scale == 1.0:
-            return image
-        return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        if scale != 1.0:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        return ImageOps.expand(image, pad, fill=(0, 0, 0)) if pad else image
 
-    def _keep(self, boxes, probabilities, points, offset: float, scale: float) -> list[Detection]:
-        if boxes is None:
-            return []
-
-        def to_image(values) -> tuple[float, ...]:
-            # Under numpy 2 the detector may return object arrays: convert explicitly.
-            return tuple((float(v) - offset) / scale for v in np.asarray(values, dtype=np.float64).ravel())
-
+    def _keep(self, boxes, points, offset: float, scale: float) -> list[Detection]:
+        """Confident faces in the image's own pixels, largest first."""
         faces = []
-        for box, p, five in zip(boxes, probabilities, points if points is not None else [None] * len(boxes)):
-            if p is None or float(p) < self.min_confidence:
-                continue
-            flat = None if five is None else to_image(five)
-            landmarks = None if flat is None else tuple(zip(flat[0::2], flat[1::2]))
-            faces.append(Detection(to_image(box), float(p), landmarks))
+        for row, five in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 5), np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)):
+            if row[4] >= self.min_confidence:
+                box = tuple(float(v - offset) / scale for v in row[:4])
+                faces.append(Detection(box, float(row[4]), tuple((float(x - offset) / scale, float(y - offset) / scale) for x, y in five)))
         return sorted(faces, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
     def detect(self, image: Image.Image) -> list[Face]:

@@ -70,3 +70,28 @@ def test_a_rotated_real_photo_is_levelled():
     again = detector.detections([crop])[0][0]
     assert abs(eye_angle(again.landmarks)) < 4
     assert detector.detect(rotated)[0].crop.size == crop.size
+
+
+def test_touches_edge():
+    from genderage.faces import touches_edge
+
+    assert touches_edge((0, 50, 100, 150), (200, 200))
+    assert touches_edge((50, 50, 199, 150), (200, 200))
+    assert not touches_edge((20, 20, 180, 180), (200, 200))
+
+
+def test_a_tight_chip_is_framed_like_the_thorough_pass():
+    """A chip whose face touches its edges (like UTKFace's) takes the cheap bordered second look; its box must
+    agree with the slow thorough pass (upscaled, bordered) that calibrated the chip framing."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("facenet_pytorch")
+    from genderage.faces import DETECT_BORDER, MIN_DETECT_SIDE, FaceDetector, touches_edge
+
+    detector = FaceDetector()
+    chip = detector.largest_crops([Image.fromarray(data.astronaut())])[0]
+    native = detector._pass([chip])[0]
+    assert native and touches_edge(native[0].box, chip.size)  # the case the second look is for
+    fast = detector.detections([chip])[0][0].box
+    thorough = detector._pass([chip], MIN_DETECT_SIDE, DETECT_BORDER)[0][0].box
+    width = thorough[2] - thorough[0]
+    assert max(abs(a - b) for a, b in zip(fast, thorough)) < 0.1 * width
