@@ -141,8 +141,10 @@ class FaceDetector:
             scale = max(1.0, min_side / max(size))
             pad = round(border * max(size) * scale)
             batch = [np.asarray(self._bordered(images[i], scale, pad)) for i in indices]
+            # The smallest face looked for, in the detection image's pixels: upscaling exists to find faces under it.
+            minimum = min_face * scale if min_face else self.min_face_size
             with torch.inference_mode():
-                boxes, points = detect_face(np.stack(batch), (min_face or self.min_face_size) * scale, self.mtcnn.pnet, self.mtcnn.rnet,
+                boxes, points = detect_face(np.stack(batch), minimum, self.mtcnn.pnet, self.mtcnn.rnet,
                                             self.mtcnn.onet, self.mtcnn.thresholds, self.mtcnn.factor, self.mtcnn.device)
             for i, image_boxes, image_points in zip(indices, boxes, points):
                 results[i] = self._keep(image_boxes, image_points, offset=pad, scale=scale)
