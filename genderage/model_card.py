@@ -13,6 +13,17 @@ from .labels import AGE_GROUPS
 CARD_METRICS = ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae", "joint_accuracy")
 
 
+def augmentation_text(data_args: DataArguments) -> str:
+    """The training augmentation stages that were on, in words."""
+    stages = [f"random resized crop (scale {data_args.scale_min}–1, aspect 1±{data_args.aspect_jitter})"]
+    for name, text in (("hflip", "horizontal flip p={}"), ("rotation", "rotation ±{}°"), ("translate", "shift {}"),
+                       ("perspective", "perspective {}"), ("color_jitter", "colour jitter {}"), ("grayscale", "greyscale p={}"),
+                       ("blur", "blur p={}"), ("downscale", "downscale-upscale p={}"), ("jpeg", "JPEG re-compression p={}")):
+        if getattr(data_args, name):
+            stages.append(text.format(getattr(data_args, name)))
+    return ", ".join(stages)
+
+
 def _dataset_info(data_dir: str | None) -> tuple[str, str]:
     """Dataset name and source licences from the prepared dataset's report."""
     import json
@@ -110,8 +121,8 @@ every source's licence allows more.
 
 ## Preprocessing and hyperparameters
 Resolution {model_args.image_size or "model default"} px; evaluation preprocessing is the saved image processor.
-Augmentation: random resized crop (scale {data_args.scale_min}–1), horizontal flip p={data_args.hflip},
-rotation ±{data_args.rotation}°, shift {data_args.translate}, colour jitter {data_args.color_jitter}.
+Augmentation: {augmentation_text(data_args)}.
+Sampling: {"natural frequencies" if not training_args.balance_sampling else f"source × gender × age-group strata weighted by size^-{training_args.balance_sampling}"}.
 Epochs {training_args.num_train_epochs}, batch size {training_args.per_device_train_batch_size} per device,
 learning rate {training_args.learning_rate} (backbone × {training_args.backbone_lr_scale}), scheduler
 {getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
