@@ -20,7 +20,7 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from genderage.inference import DEFAULT_MODEL
+    from genderage.serving.inference import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=os.environ.get("GENDERAGE_MODEL", DEFAULT_MODEL), help="model folder or Hub id")
@@ -40,10 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def create_app(args: argparse.Namespace):
     """Load the model and detector once and build the Blocks."""
-    from genderage.analysis import FaceAnalyzer
-    from genderage.demo import build_demo
-    from genderage.faces import FaceDetector
-    from genderage.inference import GenderAgeClassifier
+    from genderage.serving.analysis import FaceAnalyzer
+    from genderage.serving.demo import build_demo
+    from genderage.serving.faces import FaceDetector
+    from genderage.serving.inference import GenderAgeClassifier
 
     analyzer = FaceAnalyzer(GenderAgeClassifier.from_pretrained(args.model, bf16=args.bf16), FaceDetector(args.min_face_confidence), args.flip)
     return build_demo(analyzer, args.feedback_dir, args.uncertain_below)

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="model folders written by train.py (or any transformers image classifier)")
     args = parser.parse_args(argv)
-    from genderage.onnx_export import export_onnx
+    from genderage.training.onnx_export import export_onnx
 
     for folder in args.folders:
         try:

@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=16, help="photos per work unit (their faces are classified as one batch)")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"], help="classifier backend (auto: ONNX Runtime when model.onnx exists)")
     args = parser.parse_args(argv)
-    from genderage.inference import DEFAULT_MODEL
-    from genderage.predict import output_format, predict_photos
+    from genderage.serving.inference import DEFAULT_MODEL
+    from genderage.serving.predict import output_format, predict_photos
 
     try:
         output_format(args.output)

@@ -40,18 +40,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _face_cropper():
+    """The app's own detect-align-crop, so training faces are framed like the faces the app will see."""
+    from genderage.serving.faces import largest_face_crop
+
+    return largest_face_crop
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from genderage.data import PrepareConfig, prepare_dataset
-    from genderage.images import CleaningOptions
-    from genderage.dataset_card import format_summary
-    from genderage.sources import SourceError, parse_source_spec
+    from genderage.data.dataset_card import format_summary
+    from genderage.data.imagefolder import PrepareConfig, prepare_dataset
+    from genderage.data.images import CleaningOptions
+    from genderage.data.sources import SourceError, parse_source_spec
 
     try:
         ratios = tuple(float(p) / 100 for p in args.split_ratios.split("/"))
+        sources = [parse_source_spec(text) for text in args.source]
         config = PrepareConfig(
-            sources=[parse_source_spec(text) for text in args.source],
+            sources=sources,
             output_dir=args.output,
             seed=args.seed,
             ratios=ratios,
@@ -59,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             near_duplicate_distance=args.near_duplicate_distance,
             test_source=args.test_source,
             overwrite=args.overwrite,
+            face_cropper=_face_cropper() if any(spec.crop_faces for spec in sources) else None,
             **({"workers": args.workers} if args.workers else {}),
         )
         report = prepare_dataset(config)
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_summary(report))
     if args.push_to_hub:
-        from genderage.hub import push_dataset
+        from genderage.training.hub import push_dataset
 
         print(push_dataset(args.output, args.push_to_hub, private=args.private, dry_run=args.dry_run))
     return 0

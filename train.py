@@ -14,11 +14,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 1 or argv == []:
-        print(__doc__)
+        print(__doc__, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from genderage.config import parse_config
-    from genderage.training import run_training
+    from genderage.training.config import parse_config
+    from genderage.training.trainer import run_training
 
     try:
         model_args, data_args, training_args = parse_config(argv)

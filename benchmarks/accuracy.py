@@ -36,10 +36,11 @@ def main() -> int:
     args = parse_args()
     import evaluate
 
-    from genderage.accuracy import from_prepared, from_source, headline, measure
-    from genderage.inference import GenderAgeClassifier
-    from genderage.sources import SourceError
-    from genderage.training import METRIC_MODULE
+    from genderage import METRIC_MODULE
+    from genderage.data.labelled import from_prepared, from_source
+    from genderage.data.sources import SourceError
+    from genderage.measure.accuracy import headline, measure
+    from genderage.serving.inference import GenderAgeClassifier
 
     try:
         data = from_prepared(args.data_dir, args.split, args.limit) if args.data_dir else from_source(args.source, args.limit)
@@ -49,7 +50,7 @@ def main() -> int:
         return 2
     detector = None
     if args.detect:
-        from genderage.faces import FaceDetector
+        from genderage.serving.faces import FaceDetector
 
         detector = FaceDetector()
     result = measure(classifier, data, evaluate.load(METRIC_MODULE), detector, args.flip, args.batch_size)

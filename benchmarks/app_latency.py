@@ -1,6 +1,6 @@
 """App latency: the app's whole prediction function per image against detector + model forward alone. Goal ≤ 1.2.
 
-Usage: python benchmarks/app_latency.py [--model models/default] [--repeats 10]
+Usage: python benchmarks/app_latency.py [--model models/default] [--repeats 3]
 """
 
 import argparse
@@ -15,15 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="models/default")
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the 9 photos")
     args = parser.parse_args()
     import torch
     from PIL import Image
 
-    from genderage.analysis import FaceAnalyzer, analyse_file
-    from genderage.demo import example_images
-    from genderage.faces import FaceDetector
-    from genderage.inference import GenderAgeClassifier
+    from genderage.serving.analysis import FaceAnalyzer, analyse_file
+    from genderage.serving.demo import example_images
+    from genderage.serving.faces import FaceDetector
+    from genderage.serving.inference import GenderAgeClassifier
 
     classifier, detector = GenderAgeClassifier.from_pretrained(args.model), FaceDetector()
     analyzer = FaceAnalyzer(classifier, detector)

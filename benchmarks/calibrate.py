@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from genderage.calibration import calibrate_model_folder
-    from genderage.model_card import update_card_sections
+    from genderage.training.calibration import calibrate_model_folder
+    from genderage.training.model_card import update_card_sections
 
     try:
         result = calibrate_model_folder(args.model, args.data_dir, args.split, args.output, args.limit)
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"saved to {output}")
     if (output / "model.onnx").is_file():  # it holds the uncalibrated weights: re-export (the ONNX helper may be absent)
         try:
-            from genderage.onnx_export import export_onnx
+            from genderage.training.onnx_export import export_onnx
 
             print(f"re-exported {export_onnx(output)}")
         except ImportError as error:

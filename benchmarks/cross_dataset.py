@@ -76,7 +76,7 @@ def test_sets(args: argparse.Namespace) -> list[tuple[str, str]]:
             raise ValueError(f"--test {text!r}: expected NAME=SPEC")
         tests.append((name, spec))
     if args.data_dir and not any(spec.startswith(PREPARED) for _, spec in tests):
-        from genderage.data import load_prepared
+        from genderage.data.imagefolder import load_prepared
 
         sources = sorted(set(load_prepared(args.data_dir)[args.split]["source"]))
         tests = [(f"{source} ({args.split} split)", PREPARED + source) for source in sources] + tests
@@ -85,8 +85,8 @@ def test_sets(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def load_test_set(spec: str, args: argparse.Namespace):
     """(data, source name) for one spec."""
-    from genderage.accuracy import from_prepared, from_source
-    from genderage.sources import parse_source_spec
+    from genderage.data.labelled import from_prepared, from_source
+    from genderage.data.sources import parse_source_spec
 
     if spec.startswith(PREPARED):
         if not args.data_dir:
@@ -99,15 +99,15 @@ def load_test_set(spec: str, args: argparse.Namespace):
 def run(args: argparse.Namespace) -> dict:
     import evaluate
 
-    from genderage.accuracy import headline, measure
-    from genderage.inference import GenderAgeClassifier
-    from genderage.training import METRIC_MODULE
+    from genderage import METRIC_MODULE
+    from genderage.measure.accuracy import headline, measure
+    from genderage.serving.inference import GenderAgeClassifier
 
     classifier = GenderAgeClassifier.from_pretrained(args.model)
     metric = evaluate.load(METRIC_MODULE)
     detector = None
     if args.detect:
-        from genderage.faces import FaceDetector
+        from genderage.serving.faces import FaceDetector
 
         detector = FaceDetector()
     trained = training_sources(args.model)
@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from genderage.model_card import cross_dataset_markdown, update_card_sections
-    from genderage.sources import SourceError
+    from genderage.data.sources import SourceError
+    from genderage.training.model_card import cross_dataset_markdown, update_card_sections
 
     try:
         report = run(args)

@@ -71,7 +71,7 @@ def main() -> int:
     args = parse_args()
     import torch
 
-    from genderage.inference import GenderAgeClassifier
+    from genderage.serving.inference import GenderAgeClassifier
 
     torch.set_num_threads(args.threads)
     crops = load_crops(args.images, max(args.single, args.batch_size * args.batches))

@@ -1,6 +1,6 @@
 """Measure how UTKFace chips frame the face relative to the detector's box (the constants in genderage/faces.py).
 
-Usage: python benchmarks/face_framing.py [--data ../shared/data/utkface] [--count 400]
+Usage: python benchmarks/face_framing.py --data ../shared/data/utkface [--count 400]
 """
 
 import argparse
@@ -11,16 +11,19 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from genderage.faces import FaceDetector  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default="../shared/data/utkface")
+    parser.add_argument("--data", required=True, help="a folder of UTKFace-style aligned chips (*.jpg)")
     parser.add_argument("--count", type=int, default=400)
     args = parser.parse_args()
     files = sorted(Path(args.data).glob("*.jpg"))
+    if not files:
+        parser.error(f"no *.jpg chips in {args.data}")
     files = files[:: max(1, len(files) // args.count)][: args.count]
+    from genderage.serving.faces import FaceDetector
+
     detector = FaceDetector(min_confidence=0.9)
     rows = []
     for path in files:

@@ -84,10 +84,10 @@ def run_ours(args: argparse.Namespace, paths: list[Path]) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)  # before loading: the ONNX Runtime session takes torch's thread count
-    from genderage.analysis import FaceAnalyzer
-    from genderage.faces import FaceDetector
-    from genderage.images import ImageRejected, open_rgb
-    from genderage.inference import GenderAgeClassifier
+    from genderage.data.images import ImageRejected, open_rgb
+    from genderage.serving.analysis import FaceAnalyzer
+    from genderage.serving.faces import FaceDetector
+    from genderage.serving.inference import GenderAgeClassifier
 
     photos = []
     for path in paths:

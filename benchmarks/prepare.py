@@ -1,6 +1,6 @@
 """Time prepare_dataset on the real sets: UTKFace (23,050) + the men/women set (2,398). Goal: ≤ 2 minutes.
 
-Usage: python benchmarks/prepare.py [--shared ../shared/data] [--workers N]
+Usage: python benchmarks/prepare.py --shared ../shared/data [--workers N]
 """
 
 import argparse
@@ -14,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--shared", required=True, help="the folder holding utkface/ and men_women_classification_128px/")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
-    from genderage.data import PrepareConfig, prepare_dataset
-    from genderage.dataset_card import format_summary
-    from genderage.sources import parse_source_spec
+    from genderage.data.dataset_card import format_summary
+    from genderage.data.imagefolder import PrepareConfig, prepare_dataset
+    from genderage.data.sources import parse_source_spec
 
     shared = Path(args.shared)
     if not shared.is_dir():

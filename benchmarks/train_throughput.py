@@ -50,19 +50,26 @@ def raw_images_per_second(model, training_args, image_size: int, channels_last: 
 
 def main() -> int:
     argv = sys.argv[1:]
+    if "--config" not in argv or "--data_dir" not in argv or {"-h", "--help"} & set(argv):
+        print(__doc__, file=sys.stderr)
+        return 2
     warmup, steps = pop_int(argv, "--warmup", 30), pop_int(argv, "--steps", 200)
     from transformers import TrainerCallback
 
-    from genderage.config import parse_config
-    from genderage.training import build_trainer
-    from genderage.transforms import processor_settings
+    from genderage.training.config import parse_config
+    from genderage.training.trainer import build_trainer
+    from genderage.training.transforms import processor_settings
 
     with tempfile.TemporaryDirectory() as out:
-        model_args, data_args, training_args = parse_config(
-            argv + ["--output_dir", out, "--max_steps", str(warmup + steps), "--eval_strategy", "no", "--save_strategy", "no",
-                    "--load_best_model_at_end", "false", "--logging_strategy", "no"]
-        )
-        trainer, _, processor, _ = build_trainer(model_args, data_args, training_args)
+        try:
+            model_args, data_args, training_args = parse_config(
+                argv + ["--output_dir", out, "--max_steps", str(warmup + steps), "--eval_strategy", "no", "--save_strategy", "no",
+                        "--load_best_model_at_end", "false", "--logging_strategy", "no"]
+            )
+            trainer, _, processor, _ = build_trainer(model_args, data_args, training_args)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         size = processor_settings(processor)["size"]
 
         class Clock(TrainerCallback):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+import numpy as np
 
 GENDERS: list[str] = ["female", "male"]
 AGE_GROUPS: list[str] = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
@@ -73,3 +76,38 @@ def split_joint_label(label: str) -> tuple[str, str]:
     """Inverse of `joint_label`."""
     gender, age_group = label.split(", ")
     return gender, age_group
+
+
+@dataclass
+class Prediction:
+    """One face's answer: marginal probabilities, the expected age, and every raw label's probability."""
+
+    labels: dict[str, float]
+    gender: dict[str, float] | None = None
+    age_group: dict[str, float] | None = None
+    age: float | None = None
+
+    def to_dict(self) -> dict:
+        """The marginals as the app's JSON API returns them."""
+        return {"gender": self.gender, "age_group": self.age_group, "age": None if self.age is None else round(self.age, 1)}
+
+
+def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Prediction]:
+    """Turn per-label probabilities into gender / age-group marginals (sums of joint labels) and an expected age."""
+    predictions = []
+    for row in probabilities:
+        labels = {name: float(p) for name, p in zip(label_names, row)}
+        gender = age_group = None
+        if all(", " in name for name in label_names):
+            gender, age_group = dict.fromkeys(GENDERS, 0.0), dict.fromkeys(AGE_GROUPS, 0.0)
+            for name, p in labels.items():
+                g, a = split_joint_label(name)
+                gender[g] += p
+                age_group[a] += p
+        elif set(label_names) == set(GENDERS):
+            gender = labels
+        elif set(label_names) == set(AGE_GROUPS):
+            age_group = labels
+        age = None if age_group is None else float(sum(age_group[g] * m for g, m in zip(AGE_GROUPS, AGE_GROUP_MIDPOINTS)))
+        predictions.append(Prediction(labels, gender, age_group, age))
+    return predictions

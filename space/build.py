@@ -29,8 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="with --push: list what would be uploaded, send nothing")
     args = parser.parse_args(argv)
-    from genderage.hub import upload_folder
-    from genderage.space import SpaceCheckError, build_space, check_space
+    from genderage.serving.space import SpaceCheckError, build_space, check_space
+    from genderage.training.hub import upload_folder
 
     if args.check:  # an existing folder: check only
         folder = Path(args.check)

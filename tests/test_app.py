@@ -36,10 +36,10 @@ def photos(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """(client, feedback folder) for a running app."""
-    import app as app_module
     from gradio_client import Client
 
-    from genderage.modeling import build_timm_model, save_model
+    import app as app_module
+    from genderage.training.modeling import build_timm_model, save_model
 
     folder = tmp_path_factory.mktemp("app")
     model, processor = build_timm_model("test_efficientnet", JOINT_LABELS, 32)
@@ -196,7 +196,7 @@ def test_queue_limit_is_a_flag(monkeypatch):
 
 
 def test_face_crops_stay_inside_the_photo_when_they_fit():
-    from genderage.faces import crop_face
+    from genderage.serving.faces import crop_face
 
     photo = Image.new("RGB", (200, 200), (200, 150, 100))
     crop = crop_face(photo, (60, 0, 200, 140))  # a face touching the top and right edges

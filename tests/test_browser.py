@@ -19,7 +19,7 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-BOX_COLOUR = (230, 25, 75)  # genderage.demo.BOX_COLOURS[0], the colour of face 1
+BOX_COLOUR = (230, 25, 75)  # genderage.serving.demo.BOX_COLOURS[0], the colour of face 1
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"]  # no sandbox: CI runs as root
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from conftest import REPO, prepared, random_image
-from genderage.calibration import (
+from genderage.labels import JOINT_LABELS
+from genderage.training.calibration import (
     calibrate_model_folder,
     classifier_head,
     expected_calibration_error,
     fit_temperature,
     fold_temperature,
 )
-from genderage.labels import JOINT_LABELS
-from genderage.modeling import build_timm_model, save_model
+from genderage.training.modeling import build_timm_model, save_model
 
 
 def softmax(logits):

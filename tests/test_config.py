@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import REPO
-from genderage.config import load_recipe, parse_config
+from genderage.training.config import load_recipe, parse_config
 
 
 def test_every_shipped_recipe_parses():

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import REPO, prepared
 from genderage.labels import JOINT_LABELS
-from genderage.model_card import replace_section
-from genderage.modeling import build_timm_model, save_model
+from genderage.training.model_card import replace_section
+from genderage.training.modeling import build_timm_model, save_model
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import cross_dataset  # noqa: E402

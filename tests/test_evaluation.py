@@ -6,12 +6,13 @@ import evaluate
 import numpy as np
 import pytest
 import torch
+from test_training import data_dir, train  # noqa: F401  (the module-scoped prepared dataset)
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from genderage.data import load_prepared
-from genderage.evaluation import compute_metrics_with_slices, softmax
-from genderage.training import METRIC_MODULE, SLICE_COLUMNS
-from test_training import data_dir, train  # noqa: F401  (the module-scoped prepared dataset)
+from genderage import METRIC_MODULE
+from genderage.data.imagefolder import load_prepared
+from genderage.training.evaluation import compute_metrics_with_slices, softmax
+from genderage.training.trainer import SLICE_COLUMNS
 
 
 def evaluate_saved_model(model_dir, data_dir, autocast: bool) -> dict:  # noqa: F811

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from genderage.faces import MAX_ALIGN_DEGREES, chip_box, crop_face, eye_angle
+from genderage.serving.faces import MAX_ALIGN_DEGREES, chip_box, crop_face, eye_angle
 
 
 def two_eyes(angle: float, size: int = 200) -> tuple[Image.Image, tuple, tuple]:
@@ -60,7 +60,7 @@ def test_a_rotated_real_photo_is_levelled():
     """The astronaut photo (scikit-image, public domain) turned by 20°: the aligned crop's eyes are level again."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("facenet_pytorch")
-    from genderage.faces import FaceDetector
+    from genderage.serving.faces import FaceDetector
 
     detector = FaceDetector()
     rotated = Image.fromarray(data.astronaut()).rotate(20, resample=Image.Resampling.BICUBIC)
@@ -73,7 +73,7 @@ def test_a_rotated_real_photo_is_levelled():
 
 
 def test_touches_edge():
-    from genderage.faces import touches_edge
+    from genderage.serving.faces import touches_edge
 
     assert touches_edge((0, 50, 100, 150), (200, 200))
     assert touches_edge((50, 50, 199, 150), (200, 200))
@@ -85,7 +85,7 @@ def test_a_tight_chip_is_framed_like_the_thorough_pass():
     agree with the slow thorough pass (upscaled, bordered) that calibrated the chip framing."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("facenet_pytorch")
-    from genderage.faces import DETECT_BORDER, MIN_DETECT_SIDE, FaceDetector, touches_edge
+    from genderage.serving.faces import DETECT_BORDER, MIN_DETECT_SIDE, FaceDetector, touches_edge
 
     detector = FaceDetector()
     chip = detector.largest_crops([Image.fromarray(data.astronaut())])[0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from genderage import hub
+from genderage.training import hub
 
 
 class FakeHfApi:

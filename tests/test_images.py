@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import random_image
-from genderage.images import CleaningOptions, ImageRejected, difference_hash, open_rgb, process_image
+from genderage.data.images import CleaningOptions, ImageRejected, difference_hash, open_rgb, process_image
 
 
 def write(path: Path, image: Image.Image, **save) -> Path:

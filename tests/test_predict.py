@@ -11,8 +11,8 @@ from PIL import Image
 import predict
 from conftest import random_image
 from genderage.labels import AGE_GROUPS, GENDERS, JOINT_LABELS
-from genderage.modeling import build_timm_model, save_model
-from genderage.predict import done_files, list_photos, predict_photos
+from genderage.serving.predict import done_files, list_photos, predict_photos
+from genderage.training.modeling import build_timm_model, save_model
 
 
 @pytest.fixture(scope="module")

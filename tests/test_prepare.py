@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import prepared, random_image
-from genderage.data import load_prepared
+from genderage.data.imagefolder import load_prepared
+from genderage.data.splits import stratified_split
 from genderage.labels import AGE_GROUPS
-from genderage.splits import stratified_split
 
 
 def metadata(out: Path) -> dict[str, list[dict]]:

@@ -52,10 +52,11 @@ def test_men_women_folders_subset(tmp_path):
 def test_shipped_model_on_real_faces():
     import evaluate
 
-    from genderage.accuracy import from_source, measure
-    from genderage.faces import FaceDetector
-    from genderage.inference import GenderAgeClassifier
-    from genderage.training import METRIC_MODULE
+    from genderage import METRIC_MODULE
+    from genderage.data.labelled import from_source
+    from genderage.measure.accuracy import measure
+    from genderage.serving.faces import FaceDetector
+    from genderage.serving.inference import GenderAgeClassifier
 
     data = from_source(f"utkface={UTKFACE}", limit=120)
     classifier = GenderAgeClassifier.from_pretrained(str(REPO / "models" / "default"))

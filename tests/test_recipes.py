@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from genderage.config import parse_config
+from genderage.training.config import parse_config
 
 RECIPES = sorted((REPO / "configs").glob("*.yaml"))
 

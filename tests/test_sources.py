@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from conftest import random_image
-from genderage.sources import SourceError, parse_source_spec, read_source
+from genderage.data.sources import SourceError, parse_source_spec, read_source
 
 
 def read(text: str):

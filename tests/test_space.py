@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from conftest import REPO
-from genderage import hub
 from genderage.labels import JOINT_LABELS
+from genderage.training import hub
 from test_hub import FakeHfApi
 
 
 def tiny_model(folder):
-    from genderage.modeling import build_timm_model, save_model
+    from genderage.training.modeling import build_timm_model, save_model
 
     model, processor = build_timm_model("test_efficientnet", JOINT_LABELS, 32)
     save_model(model, processor, folder)
@@ -24,7 +24,7 @@ def tiny_model(folder):
 
 
 def test_space_folder_is_self_contained(tmp_path):
-    from genderage.space import build_space
+    from genderage.serving.space import build_space
 
     space = build_space(tmp_path / "space", tiny_model(tmp_path / "model"), model_id="me/genderage")
     metadata = yaml.safe_load((space / "README.md").read_text().split("---\n")[1])
@@ -84,13 +84,13 @@ def fake_space(folder, app_code: str):
 
 
 def test_space_requirements_add_the_sdk_gradio(tmp_path):
-    from genderage.space import space_requirements
+    from genderage.serving.space import space_requirements
 
     assert space_requirements(fake_space(tmp_path / "space", "")) == ["numpy==2.4.6", "gradio==6.31.0"]
 
 
 def test_an_app_that_cannot_start_is_reported_with_its_error(tmp_path):
-    from genderage.space import SpaceCheckError, running_app
+    from genderage.serving.space import SpaceCheckError, running_app
 
     space = fake_space(tmp_path / "space", "import requests_that_nobody_installed\n")
     with pytest.raises(SpaceCheckError, match="(?s)exited with code 1.*No module named 'requests_that_nobody_installed'"):

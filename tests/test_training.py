@@ -8,9 +8,9 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import REPO, prepared, random_image
-from genderage.config import parse_config
 from genderage.labels import AGE_GROUPS, JOINT_LABELS
-from genderage.training import run_training
+from genderage.training.config import parse_config
+from genderage.training.trainer import run_training
 
 TINY = str(REPO / "configs" / "tiny.yaml")
 
@@ -69,7 +69,7 @@ def test_model_card_yaml_parses_back(joint_run):
 def test_pipeline_agrees_with_project_inference(joint_run):
     from transformers import pipeline
 
-    from genderage.inference import GenderAgeClassifier
+    from genderage.serving.inference import GenderAgeClassifier
 
     images = [random_image(500 + i, size=64 + 10 * i) for i in range(3)]
     classifier = pipeline("image-classification", model=str(joint_run))

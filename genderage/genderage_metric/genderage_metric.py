@@ -35,7 +35,7 @@ Returns:
 def expected_calibration_error(probabilities, references, bins=ECE_BINS):
     """Bin-size-weighted |accuracy - mean confidence| over equal-width bins of top-class confidence.
 
-    Kept self-contained (an evaluate module is loaded on its own); genderage.calibration has the same function.
+    Kept self-contained (an evaluate module is loaded on its own); genderage.training.calibration has the same function.
     """
     if len(references) == 0:
         return float("nan")

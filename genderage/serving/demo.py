@@ -9,8 +9,8 @@ import gradio as gr
 from gradio_client import handle_file
 from PIL import Image, ImageDraw, ImageFont
 
+from ..labels import AGE_GROUPS, GENDERS
 from .analysis import FaceAnalyzer, analyse_file, save_feedback
-from .labels import AGE_GROUPS, GENDERS
 
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
 INTRO = """# genderage

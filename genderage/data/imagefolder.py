@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..labels import AGE_GROUPS, GENDERS
 from .dedup import Fingerprint, deduplicate
-from .images import CleaningOptions, ImageInfo, process_image
-from .labels import AGE_GROUPS, GENDERS
+from .images import CleaningOptions, FaceCropper, ImageInfo, process_image
 from .sources import Record, SourceError, SourceSpec, read_source
 from .splits import SPLITS, stratified_split
 
@@ -70,6 +70,7 @@ class PrepareConfig:
     test_source: str | None = None
     workers: int = max(1, os.cpu_count() or 1)
     overwrite: bool = False
+    face_cropper: FaceCropper | None = None  # needed by faces=crop sources (picklable: it runs in worker processes)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -79,6 +80,10 @@ class PrepareConfig:
         names = [spec.name for spec in self.sources]
         if self.test_source and self.test_source not in names:
             raise SourceError(f"--test-source {self.test_source!r} is not one of the sources {names}")
+        cropped = [spec.name for spec in self.sources if spec.crop_faces]
+        if cropped and self.face_cropper is None:
+            raise SourceError(f"sources {cropped} ask for faces=crop, but no face_cropper was given "
+                              "(genderage.serving.faces.largest_face_crop crops like the app)")
 
 
 def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, str, str, str]], list[dict], dict]:
@@ -111,7 +116,7 @@ def _prepare_output(config: PrepareConfig) -> Path:
 
 
 def _process_images(records: list[Record], staging: Path, config: PrepareConfig) -> list[ImageInfo]:
-    work = partial(_process_one, output_dir=str(staging), options=config.cleaning)
+    work = partial(_process_one, output_dir=str(staging), options=config.cleaning, face_cropper=config.face_cropper)
     cropped = {spec.name for spec in config.sources if spec.crop_faces}
     tasks = [(i, record.source_path, record.source in cropped) for i, record in enumerate(records)]
     bar = partial(tqdm, total=len(tasks), desc="decode + hash", unit="img")
@@ -121,8 +126,8 @@ def _process_images(records: list[Record], staging: Path, config: PrepareConfig)
         return list(bar(pool.imap(work, tasks, chunksize=64)))
 
 
-def _process_one(task: tuple[int, str, bool], output_dir: str, options: CleaningOptions) -> ImageInfo:
-    return process_image(*task[:2], output_dir, options, crop_faces=task[2])
+def _process_one(task: tuple[int, str, bool], output_dir: str, options: CleaningOptions, face_cropper: FaceCropper | None) -> ImageInfo:
+    return process_image(*task[:2], output_dir, options, face_cropper if task[2] else None)
 
 
 def prepare_dataset(config: PrepareConfig) -> dict:

@@ -8,54 +8,16 @@ so answers match `transformers.pipeline`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .labels import AGE_GROUP_MIDPOINTS, AGE_GROUPS, GENDERS, split_joint_label
+from ..labels import Prediction, marginals
+from ..training.onnx_export import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
 
-DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "models" / "default")
-ONNX_FILE = "model.onnx"
-FINGERPRINT_KEY = "genderage_weights_sha256"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-@dataclass
-class Prediction:
-    """One face's answer: marginal probabilities, the expected age, and every raw label's probability."""
-
-    labels: dict[str, float]
-    gender: dict[str, float] | None = None
-    age_group: dict[str, float] | None = None
-    age: float | None = None
-
-    def to_dict(self) -> dict:
-        """The marginals as the app's JSON API returns them."""
-        return {"gender": self.gender, "age_group": self.age_group, "age": None if self.age is None else round(self.age, 1)}
-
-
-def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Prediction]:
-    """Turn per-label probabilities into gender / age-group marginals (sums of joint labels) and an expected age."""
-    predictions = []
-    for row in probabilities:
-        labels = {name: float(p) for name, p in zip(label_names, row)}
-        gender = age_group = None
-        if all(", " in name for name in label_names):
-            gender, age_group = dict.fromkeys(GENDERS, 0.0), dict.fromkeys(AGE_GROUPS, 0.0)
-            for name, p in labels.items():
-                g, a = split_joint_label(name)
-                gender[g] += p
-                age_group[a] += p
-        elif set(label_names) == set(GENDERS):
-            gender = labels
-        elif set(label_names) == set(AGE_GROUPS):
-            age_group = labels
-        age = None if age_group is None else float(sum(age_group[g] * m for g, m in zip(AGE_GROUPS, AGE_GROUP_MIDPOINTS)))
-        predictions.append(Prediction(labels, gender, age_group, age))
-    return predictions
+DEFAULT_MODEL = str(Path(__file__).resolve().parents[2] / "models" / "default")
 
 
 def onnx_session(path: str | Path):
@@ -66,17 +28,6 @@ def onnx_session(path: str | Path):
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def weights_fingerprint(folder: str | Path) -> str | None:
-    """SHA-256 of a model folder's weights file: model.onnx records it, so a stale export is never used."""
-    import hashlib
-
-    for name in WEIGHT_FILES:
-        path = Path(folder) / name
-        if path.is_file():
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-    return None
 
 
 def is_stale(session, folder: str | Path) -> bool:

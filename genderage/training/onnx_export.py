@@ -10,28 +10,33 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .inference import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
+if TYPE_CHECKING:
+    import torch
 
 OPSET = 17
+ONNX_FILE = "model.onnx"
+# model.onnx records its weights' SHA-256 under this key, so inference can tell a stale export.
+FINGERPRINT_KEY = "genderage_weights_sha256"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 logger = logging.getLogger(__name__)
 
 
-class _Logits(torch.nn.Module):
-    """Wraps the model so the exported graph has one plain tensor output (not a ModelOutput)."""
+def weights_fingerprint(folder: str | Path) -> str | None:
+    """SHA-256 of a model folder's weights file: model.onnx records it, so a stale export is never used."""
+    import hashlib
 
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).logits
+    for name in WEIGHT_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
 
 
 def export_onnx(model_dir: str | Path, model=None, processor=None, output: str | Path | None = None) -> Path:
     """Write `model_dir`/model.onnx (or `output`) from the folder's weights, or from `model`/`processor` if given."""
+    import torch
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -44,7 +49,7 @@ def export_onnx(model_dir: str | Path, model=None, processor=None, output: str |
     # The dummy batch has the processor's real output shape; batch 2 so the tracer cannot fold the batch axis.
     dummy = processor([Image.new("RGB", (64, 64))] * 2, return_tensors="pt")["pixel_values"].float()
     target = Path(output) if output else model_dir / ONNX_FILE
-    wrapped = _Logits(model.float().cpu().eval())  # training may leave the model on a GPU or in train mode
+    wrapped = _logits_only(model.float().cpu().eval())  # training may leave the model on a GPU or in train mode
     with torch.no_grad():
         # The TorchScript exporter: no onnxscript dependency, and stable for these convnets.
         torch.onnx.export(wrapped, (dummy,), str(target), input_names=["pixel_values"], output_names=["logits"],
@@ -66,3 +71,18 @@ def export_after_training(output_dir: str | Path, model, processor) -> Path | No
     except Exception as error:  # noqa: BLE001 - the saved weights are what matters; the export can be redone
         logger.warning("ONNX export failed (%s); run `python export_onnx.py %s` to retry", error, output_dir)
         return None
+
+
+def _logits_only(model: "torch.nn.Module") -> "torch.nn.Module":
+    """The model wrapped so the exported graph has one plain tensor output (not a ModelOutput)."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.model(pixel_values=pixel_values).logits
+
+    return Logits()

@@ -13,14 +13,14 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from .. import METRIC_MODULE
+from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
 from .config import DataArguments, ModelArguments, TrainArguments
-from .labels import AGE_GROUPS, GENDERS, JOINT_LABELS
 from .modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
 from .transforms import build_eval_transform, build_train_transform
 
 logger = logging.getLogger(__name__)
 
-METRIC_MODULE = str(Path(__file__).parent / "genderage_metric")
 SLICE_COLUMNS = ("age_group", "race", "source")
 TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "gender_age": JOINT_LABELS}
 
@@ -36,7 +36,7 @@ def task_label(task: str, gender: int | None, age_group: int | None) -> int | No
 
 def load_task_dataset(data_args: DataArguments):
     """The prepared dataset with the rows that have the task's labels, optionally truncated."""
-    from .data import load_prepared
+    from ..data.imagefolder import load_prepared
 
     dataset = load_prepared(data_args.data_dir)
     dataset = dataset.filter(

@@ -14,7 +14,7 @@ def push_dataset(data_dir: str | Path, repo_id: str, private: bool = False, dry_
 
     The dry run writes `<data_dir>/hub_upload/` holding the Parquet files and README.md that would be sent.
     """
-    from .data import CARD_FILE, load_prepared
+    from ..data.imagefolder import CARD_FILE, load_prepared
 
     data_dir = Path(data_dir)
     dataset = load_prepared(data_dir)

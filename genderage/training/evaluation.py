@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import AGE_GROUPS, GENDERS
+from ..labels import AGE_GROUPS, GENDERS
 
 PLOTS = {"curves": "training_curves.png", "confusion": "confusion_matrix.png", "age_groups": "accuracy_by_age_group.png"}
 

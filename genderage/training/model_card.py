@@ -6,9 +6,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..labels import AGE_GROUPS
 from .config import DataArguments, ModelArguments, TrainArguments
 from .evaluation import PLOTS
-from .labels import AGE_GROUPS
 
 CARD_METRICS = ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae", "joint_accuracy")
 

@@ -7,9 +7,14 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Photo -> its largest face cropped like a training chip, or None. The serving flow's detector provides one
+# (genderage.serving.faces.largest_face_crop); the data flow takes it as a parameter and never imports serving.
+FaceCropper = Callable[[Image.Image], "Image.Image | None"]
 
 # Decompression-bomb guard: anything above this many pixels is refused rather than decoded.
 MAX_PIXELS = 64_000_000
@@ -94,20 +99,12 @@ def difference_hash(image: Image.Image, size: int = HASH_SIZE) -> bytes:
     return np.packbits(grey[:, 1:] > grey[:, :-1]).tobytes()
 
 
-_detector = None
+def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions,
+                  face_cropper: FaceCropper | None = None) -> ImageInfo:
+    """Check one input and write its normalised copy to `output_dir`/<sha256 prefix>_<index>.jpg.
 
-
-def _largest_face_crop(image: Image.Image) -> Image.Image | None:
-    """The largest face, aligned and framed like a training chip (the detector loads once per worker process)."""
-    global _detector
-    from .faces import FaceDetector
-
-    _detector = _detector or FaceDetector()
-    return _detector.largest_crops([image])[0]
-
-
-def process_image(index: int, source_path: str, output_dir: str, options: CleaningOptions, crop_faces: bool = False) -> ImageInfo:
-    """Check one input and write its normalised copy to `output_dir`/<sha256 prefix>_<index>.jpg."""
+    With `face_cropper` (faces=crop sources) the copy is the largest face's crop, and a photo without one is dropped.
+    """
     try:
         data = Path(source_path).read_bytes()
         image, changed = open_rgb(source_path)
@@ -115,8 +112,8 @@ def process_image(index: int, source_path: str, output_dir: str, options: Cleani
         return ImageInfo(index, reason=str(error))
     except OSError as error:
         return ImageInfo(index, reason=f"unreadable file ({error.strerror or error})")
-    if crop_faces:
-        image, changed = _largest_face_crop(image), True
+    if face_cropper is not None:
+        image, changed = face_cropper(image), True
         if image is None:
             return ImageInfo(index, reason="no face found (faces=crop)")
     if min(image.size) < options.min_side:

@@ -6,7 +6,7 @@ from collections import Counter
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .labels import AGE_GROUPS
+from ..labels import AGE_GROUPS
 from .splits import SPLITS
 
 
@@ -49,7 +49,7 @@ Face images merged from {len(report['sources'])} source(s) by `prepare_dataset.p
 (FairFace bins) labels. Load it with:
 
 ```python
-from genderage.data import load_prepared
+from genderage.data.imagefolder import load_prepared
 dataset = load_prepared("path/to/this/folder")
 ```
 

@@ -94,7 +94,7 @@ def joint_logits(model, processor, images: list, batch_size: int = 64) -> np.nda
 
 def label_indices(rows: list[dict], label_names: list[str]) -> np.ndarray:
     """Each row's class index among the model's labels (joint `female, 20-29`, or gender / age group alone); -1 if unknown."""
-    from .labels import joint_label
+    from ..labels import joint_label
 
     lookup = {name: i for i, name in enumerate(label_names)}
     indices = []
@@ -108,8 +108,7 @@ def label_indices(rows: list[dict], label_names: list[str]) -> np.ndarray:
 
 def marginal_eces(probabilities: np.ndarray, rows: list[dict], label_names: list[str]) -> dict[str, float]:
     """Gender and age-group ECE of the marginal probabilities (summed joint ones), where each label is known."""
-    from .inference import marginals
-    from .labels import AGE_GROUPS, GENDERS
+    from ..labels import AGE_GROUPS, GENDERS, marginals
 
     predictions = marginals(probabilities, label_names)
     result = {}
@@ -135,7 +134,7 @@ def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: s
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from .accuracy import from_prepared
+    from ..data.labelled import from_prepared
     from .modeling import save_model
 
     model_dir = Path(model_dir)

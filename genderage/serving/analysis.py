@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageRejected, open_rgb
+from ..data.images import ImageRejected, open_rgb
+from ..data.sources import FEEDBACK_COLUMNS, FEEDBACK_FILE
 from .inference import GenderAgeClassifier, Prediction
-from .sources import FEEDBACK_COLUMNS, FEEDBACK_FILE
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000

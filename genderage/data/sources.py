@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .labels import GENDER_ALIASES, normalise_gender, parse_age_label
+from ..labels import GENDER_ALIASES, normalise_gender, parse_age_label
 
 # Files that document or annotate a collection rather than being photos of it.
 ANNOTATION_SUFFIXES = {".md", ".txt", ".tsv", ".csv", ".json", ".jsonl", ".yaml", ".yml"}

@@ -179,3 +179,16 @@ class FaceDetector:
         """The aligned crop of each image's largest face (None where none is found): training data and benchmarks."""
         return [crop_face(image.convert("RGB"), faces[0].box, faces[0].landmarks) if faces else None
                 for image, faces in zip(images, self.detections(images))]
+
+
+_shared_detector: FaceDetector | None = None
+
+
+def largest_face_crop(image: Image.Image) -> Image.Image | None:
+    """The largest face, aligned and framed like a training chip; None if there is none (prepare's faces=crop).
+
+    The detector loads once per process: prepare_dataset runs this in worker processes.
+    """
+    global _shared_detector
+    _shared_detector = _shared_detector or FaceDetector()
+    return _shared_detector.largest_crops([image])[0]

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .labels import AGE_GROUPS, GENDERS
+from ..labels import AGE_GROUPS, GENDERS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 

@@ -1,0 +1,57 @@
+"""Labelled images for measuring: a prepared split, or any raw source prepare_dataset.py reads, as PIL images + label rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+
+@dataclass
+class LabelledImages:
+    """Images with their labels (None where unknown), and the inputs that could not be used."""
+
+    images: list[Image.Image] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # gender, age_group (names), age, race, source
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def from_prepared(data_dir: str, split: str, limit: int | None = None, source: str | None = None) -> LabelledImages:
+    """A prepared split (optionally only the rows of one `source`), `limit` images drawn at random (seed 0)."""
+    from .imagefolder import load_prepared
+
+    dataset = load_prepared(data_dir)[split]
+    if source is not None:
+        dataset = dataset.filter(lambda value: value == source, input_columns="source")
+    if limit:
+        dataset = dataset.shuffle(seed=0).select(range(min(limit, len(dataset))))
+    genders, groups = dataset.features["gender"].names, dataset.features["age_group"].names
+    result = LabelledImages()
+    for example in dataset:
+        result.images.append(example["image"].convert("RGB"))
+        result.rows.append({
+            "gender": None if example["gender"] is None else genders[example["gender"]],
+            "age_group": None if example["age_group"] is None else groups[example["age_group"]],
+            "age": example["age"], "race": example["race"], "source": example["source"],
+        })
+    return result
+
+
+def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
+    """Read a raw source (any kind prepare_dataset.py takes); unusable files are skipped with their reason."""
+    from .images import ImageRejected, open_rgb
+    from .sources import parse_source_spec, read_source
+
+    found = read_source(parse_source_spec(spec_text))
+    records = found.records[:: max(1, len(found.records) // limit)][:limit] if limit else found.records
+    result = LabelledImages(skipped=list(found.dropped))
+    for record in records:
+        try:
+            image, _ = open_rgb(record.source_path)
+        except (ImageRejected, OSError) as error:
+            result.skipped.append((record.source_path, str(error)))
+            continue
+        result.images.append(image)
+        result.rows.append({"gender": record.gender, "age_group": record.age_group, "age": record.age,
+                            "race": record.race, "source": record.source})
+    return result

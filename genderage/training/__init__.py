@@ -1,0 +1,1 @@
+"""Training: YAML recipe → model → transforms → Trainer → evaluation, calibration → model card, Hub, ONNX."""
