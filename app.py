@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on (a Space sets GRADIO_SERVER_NAME=0.0.0.0)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     parser.add_argument("--feedback-dir", default="feedback", help="where consented corrections are stored")
-    parser.add_argument("--min-face-confidence", type=float, default=0.9, help="detector confidence needed to report a face")
+    parser.add_argument("--min-face-confidence", type=float, default=0.9, help="MTCNN face probability needed to report a face (MTCNN looks only where CenterFace, with its own 0.5 threshold, found none)")
     parser.add_argument("--uncertain-below", type=float, default=0.6, help="show 'uncertain' under this probability")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation by default")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the classifier (faster on recent CPUs)")

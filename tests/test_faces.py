@@ -56,24 +56,26 @@ def test_implausible_landmarks_are_not_trusted():
     assert np.array_equal(np.array(crop_face(image, box, landmarks)), np.array(crop_face(image, box)))
 
 
-def test_a_rotated_real_photo_is_levelled():
-    """The astronaut photo (scikit-image, public domain) turned by 20°: the aligned crop's eyes are level again."""
+@pytest.mark.parametrize("first", ["centerface", "mtcnn"])
+def test_a_rotated_real_photo_is_levelled(first):
+    """The astronaut photo (scikit-image, public domain) turned by 20°: the aligned crop's eyes are level again, as
+    MTCNN's landmarks (the steadier judge of tilt) see them, whichever detector's landmarks did the levelling."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("facenet_pytorch")
+    from genderage.serving.detectors import MTCNN
     from genderage.serving.faces import FaceDetector
 
-    detector = FaceDetector()
+    detector, judge = FaceDetector(first=first), MTCNN()
     rotated = Image.fromarray(data.astronaut()).rotate(20, resample=Image.Resampling.BICUBIC)
     found = detector.detections([rotated])[0][0]
     assert abs(eye_angle(found.landmarks)) > 12
     crop = detector.largest_crops([rotated])[0]
-    again = detector.detections([crop])[0][0]
-    assert abs(eye_angle(again.landmarks)) < 4
+    assert abs(eye_angle(judge.detections([crop])[0][0].landmarks)) < 4
     assert detector.detect(rotated)[0].crop.size == crop.size
 
 
 def test_touches_edge():
-    from genderage.serving.faces import touches_edge
+    from genderage.serving.detectors import touches_edge
 
     assert touches_edge((0, 50, 100, 150), (200, 200))
     assert touches_edge((50, 50, 199, 150), (200, 200))
@@ -81,17 +83,105 @@ def test_touches_edge():
 
 
 def test_a_tight_chip_is_framed_like_the_thorough_pass():
-    """A chip whose face touches its edges (like UTKFace's) takes the cheap bordered second look; its box must
+    """MTCNN: a chip whose face touches its edges (like UTKFace's) takes the cheap bordered second look; its box must
     agree with the slow thorough pass (upscaled, bordered) that calibrated the chip framing."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("facenet_pytorch")
-    from genderage.serving.faces import DETECT_BORDER, MIN_DETECT_SIDE, FaceDetector, touches_edge
+    from genderage.serving.detectors import DETECT_BORDER, MIN_DETECT_SIDE, MTCNN, touches_edge
+    from genderage.serving.faces import FaceDetector
 
-    detector = FaceDetector()
-    chip = detector.largest_crops([Image.fromarray(data.astronaut())])[0]
+    detector = MTCNN()
+    chip = FaceDetector(first="mtcnn").largest_crops([Image.fromarray(data.astronaut())])[0]
     native = detector._pass([chip])[0]
     assert native and touches_edge(native[0].box, chip.size)  # the case the second look is for
     fast = detector.detections([chip])[0][0].box
     thorough = detector._pass([chip], MIN_DETECT_SIDE, DETECT_BORDER)[0][0].box
     width = thorough[2] - thorough[0]
     assert max(abs(a - b) for a, b in zip(fast, thorough)) < 0.1 * width
+
+
+def box_iou(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    overlap = width * height
+    return overlap / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap)
+
+
+def test_centerface_maps_decode_to_the_box_and_landmarks_they_encode():
+    """One heatmap peak at cell (row 10, col 20) of a 4-px grid, a 40 x 48 px face, landmarks at known fractions."""
+    from genderage.serving.detectors import decode_centerface
+
+    heatmap, scale, offset, landmarks = np.zeros((1, 32, 32)), np.zeros((2, 32, 32)), np.zeros((2, 32, 32)), np.zeros((10, 32, 32))
+    heatmap[0, 10, 20] = 0.9
+    heatmap[0, 10, 21] = 0.6  # a weaker neighbour: the same face, suppressed
+    scale[:, 10, 20] = np.log(np.array([48, 40]) / 4)  # height, width in cells of 4 px
+    scale[:, 10, 21] = np.log(np.array([48, 40]) / 4)
+    offset[:, 10, 20] = (0.25, 0.5)  # y, x in cells
+    fractions = [(0.3, 0.35), (0.7, 0.35), (0.5, 0.55), (0.35, 0.75), (0.65, 0.75)]  # (x, y) within the box
+    for j, (fx, fy) in enumerate(fractions):
+        landmarks[2 * j, 10, 20], landmarks[2 * j + 1, 10, 20] = fy, fx
+    (box, score, points), = decode_centerface(heatmap, scale, offset, landmarks, threshold=0.5)
+    centre_x, centre_y = (20 + 0.5 + 0.5) * 4, (10 + 0.25 + 0.5) * 4
+    assert box == pytest.approx((centre_x - 20, centre_y - 24, centre_x + 20, centre_y + 24))
+    assert score == pytest.approx(0.9)
+    np.testing.assert_allclose(points, [(box[0] + fx * 40, box[1] + fy * 48) for fx, fy in fractions])
+    assert decode_centerface(heatmap, scale, offset, landmarks, threshold=0.95) == []
+
+
+def test_non_maximum_suppression_keeps_the_best_of_overlapping_boxes():
+    from genderage.serving.detectors import non_maximum_suppression
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=float)
+    assert non_maximum_suppression(boxes, np.array([0.6, 0.9, 0.7]), 0.3) == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    data = pytest.importorskip("skimage.data")
+    return Image.fromarray(data.astronaut())
+
+
+def test_centerface_and_mtcnn_agree_on_a_real_face(astronaut):
+    """Both detectors give the same face: boxes overlap, landmarks within a fifth of the eye distance, and the chips
+    their calibrated framings cut overlap almost entirely (the classifier sees the same crop either way)."""
+    from genderage.serving.detectors import MTCNN, CenterFace
+
+    fast, thorough = CenterFace()(astronaut), MTCNN().detections([astronaut])[0]
+    assert len(fast) == len(thorough) == 1
+    assert box_iou(fast[0].box, thorough[0].box) > 0.6
+    reference = np.array(thorough[0].landmarks)
+    eye_distance = np.linalg.norm(reference[0] - reference[1])
+    assert np.linalg.norm(np.array(fast[0].landmarks) - reference, axis=1).max() < 0.2 * eye_distance
+    assert box_iou(chip_box(fast[0].box, fast[0].framing), chip_box(thorough[0].box, thorough[0].framing)) > 0.85
+
+
+def test_mtcnn_is_asked_only_where_centerface_finds_nothing(astronaut, monkeypatch):
+    from genderage.serving.faces import FaceDetector
+
+    detector = FaceDetector()
+    asked = []
+    monkeypatch.setattr(type(detector.mtcnn), "detections", lambda self, images: asked.extend(images) or [[] for _ in images])
+    blank = Image.new("RGB", (300, 200), (120, 120, 120))
+    faces = detector.detections([astronaut, blank])
+    assert len(faces[0]) == 1 and faces[1] == []
+    assert len(asked) == 1 and asked[0].size == blank.size
+
+
+@pytest.mark.parametrize("first", ["centerface", "mtcnn"])
+@pytest.mark.parametrize("size", [(1, 1), (5, 5), (11, 11), (1, 400), (400, 2), (19, 300)])
+def test_images_too_small_for_a_face_have_none(first, size):
+    from genderage.serving.faces import FaceDetector
+
+    detector = FaceDetector(first=first)
+    image = Image.new("RGB", size, (200, 150, 120))
+    assert detector.too_small(image)
+    assert detector.detections([image]) == [[]]
+    assert detector.detect(image) == [] and detector.largest_crops([image]) == [None]
+
+
+@pytest.mark.parametrize("size", [(20, 20), (24, 600), (600, 21), (64, 48)])
+def test_small_but_possible_images_are_searched_without_error(size):
+    from genderage.serving.faces import FaceDetector
+
+    image = Image.new("RGB", size, (200, 150, 120))
+    assert FaceDetector().detections([image]) == [[]]  # searched by both detectors; a flat colour has no face

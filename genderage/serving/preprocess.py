@@ -1,0 +1,75 @@
+"""The saved image processor's evaluation transform in PIL + numpy: the same pixels, without torch's per-call cost.
+
+Used with ONNX Runtime (the app, `predict.py`), where the processor's own call costs more than the resize and the
+tensors would go back to numpy anyway. Only transforms whose every step is known are taken over (`NumpyPreprocessor.from_processor` returns None
+otherwise, and the processor itself is used); tests/test_preprocess.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+             "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+
+
+@dataclass(frozen=True)
+class NumpyPreprocessor:
+    """Resize the shorter side to `shorter_side`, centre-crop to `crop` (height, width), scale to 0-1, normalise."""
+
+    resample: Image.Resampling
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    shorter_side: int
+    crop: tuple[int, int]
+
+    @classmethod
+    def from_processor(cls, processor) -> NumpyPreprocessor | None:
+        """The numpy equivalent of a timm wrapper's evaluation transform (PIL resize, centre crop, normalise); None
+        for any other processor."""
+        transforms = getattr(getattr(processor, "val_transforms", None), "transforms", None)
+        if transforms is None:
+            return None
+        steps = [type(t).__name__ for t in transforms]
+        if steps not in (["Resize", "CenterCrop", "MaybeToTensor", "Normalize"], ["Resize", "CenterCrop", "ToTensor", "Normalize"]):
+            return None
+        resize, crop, _, normalize = transforms
+        if not isinstance(resize.size, int) and len(resize.size) != 1 or resize.max_size is not None:
+            return None
+        resample = _RESAMPLE.get(resize.interpolation.value)
+        if resample is None:
+            return None
+        shorter = resize.size if isinstance(resize.size, int) else resize.size[0]
+        return cls(resample, tuple(map(float, normalize.mean)), tuple(map(float, normalize.std)), shorter_side=shorter,
+                   crop=tuple(crop.size))
+
+    def __call__(self, images: list[Image.Image]) -> np.ndarray:
+        """pixel_values (batch, 3, height, width), float32."""
+        return np.stack([self._one(image.convert("RGB")) for image in images])
+
+    def _one(self, image: Image.Image) -> np.ndarray:
+        width, height = image.size
+        short, long = min(width, height), max(width, height)
+        # torchvision's Resize(int): the shorter side becomes `shorter_side`, the longer one is truncated
+        scaled = (self.shorter_side, int(self.shorter_side * long / short))
+        size = scaled if width <= height else scaled[::-1]
+        if size != image.size:
+            image = image.resize(size, self.resample)
+        image = _centre_crop(image, self.crop)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        return ((pixels - np.array(self.mean, dtype=np.float32)) / np.array(self.std, dtype=np.float32)).transpose(2, 0, 1)
+
+
+def _centre_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
+    """torchvision's center_crop: the same rounding, zero padding where the image is smaller than the crop."""
+    height, width = crop
+    if image.width < width or image.height < height:
+        padded = Image.new("RGB", (max(width, image.width), max(height, image.height)))
+        left, top = (padded.width - image.width) // 2, (padded.height - image.height) // 2
+        padded.paste(image, (left, top))
+        image = padded
+    top, left = int(round((image.height - height) / 2.0)), int(round((image.width - width) / 2.0))
+    return image.crop((left, top, left + width, top + height))

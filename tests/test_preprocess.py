@@ -1,0 +1,46 @@
+"""The numpy preprocessing gives the image processor's own pixels, so ONNX Runtime answers equal pipeline's."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_image
+from genderage.serving.preprocess import NumpyPreprocessor
+
+
+@pytest.fixture(scope="module")
+def timm_processor(tmp_path_factory):
+    from transformers import AutoImageProcessor
+
+    from genderage.labels import JOINT_LABELS
+    from genderage.training.modeling import build_timm_model, save_model
+
+    folder = tmp_path_factory.mktemp("model")
+    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 40), folder)
+    return AutoImageProcessor.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("size", [(200, 200), (40, 40), (31, 57), (300, 120), (17, 300), (1, 1)])
+def test_timm_transform_in_numpy_equals_the_processor(timm_processor, size):
+    fast = NumpyPreprocessor.from_processor(timm_processor)
+    assert fast is not None and fast.shorter_side == 42 and fast.crop == (40, 40)  # crop_pct 0.95: resize, then crop
+    images = [random_image(seed, size=size[0]).resize(size) for seed in range(2)]
+    expected = timm_processor(images, return_tensors="pt")["pixel_values"].numpy()
+    np.testing.assert_allclose(fast(images), expected, atol=1e-6)
+
+
+def test_shipped_model_processor_is_taken_over():
+    from transformers import AutoImageProcessor
+
+    from conftest import REPO
+
+    processor = AutoImageProcessor.from_pretrained(REPO / "models" / "default")
+    fast = NumpyPreprocessor.from_processor(processor)
+    image = Image.new("RGB", (203, 197), (10, 200, 90))
+    np.testing.assert_allclose(fast([image]), processor([image], return_tensors="pt")["pixel_values"].numpy(), atol=1e-6)
+
+
+def test_unknown_transforms_are_left_to_the_processor():
+    from transformers import ViTImageProcessor
+
+    assert NumpyPreprocessor.from_processor(ViTImageProcessor(size={"height": 48, "width": 48})) is None
