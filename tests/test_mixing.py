@@ -39,6 +39,18 @@ def test_each_stratum_is_drawn_in_proportion_to_its_size_to_the_power_one_minus_
         assert by_stratum[stratum] / total == pytest.approx(expected[stratum] / expected_total)
 
 
+def test_race_splits_strata_only_when_asked():
+    """One source, one gender and age group: 80 White, 20 Black, 10 unlabelled faces; power 1 = every stratum equally."""
+    rows = [{"source": "s", "gender": 0, "age_group": 3, "race": race} for race in ["White"] * 80 + ["Black"] * 20 + [None] * 10]
+    features = Features({"source": Value("string"), "gender": ClassLabel(names=GENDERS), "age_group": ClassLabel(names=AGE_GROUPS),
+                         "race": Value("string")})
+    dataset = Dataset.from_list(rows, features=features)
+    weights = stratum_weights(dataset, 1.0, by_race=True).numpy()
+    share = {race: weights[[r["race"] == race for r in rows]].sum() / weights.sum() for race in ("White", "Black", None)}
+    assert share == pytest.approx({"White": 1 / 3, "Black": 1 / 3, None: 1 / 3})
+    assert np.allclose(stratum_weights(dataset, 1.0).numpy(), 1 / 110)  # without race: one stratum
+
+
 def test_the_trainer_samples_balanced_when_asked(tmp_path):
     from genderage.training.config import TrainArguments
     from genderage.training.trainer import GenderAgeTrainer

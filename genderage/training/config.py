@@ -78,6 +78,11 @@ class TrainArguments(TrainingArguments):
         metadata={"help": "Sample training images by source × gender × age group: weight = stratum size ** -this "
                           "(0 = natural frequencies, 0.5 = square-root balancing, 1 = every stratum equally often)."},
     )
+    balance_by_race: bool = field(
+        default=False,
+        metadata={"help": "With balance_sampling: strata are also split by race where a source labels it (UTKFace does), "
+                          "so under-represented groups are seen more often."},
+    )
     early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
     dry_run: bool = field(default=False, metadata={"help": "With --push_to_hub: prepare the upload, send nothing."})

@@ -129,7 +129,7 @@ class GenderAgeTrainer(Trainer):
         if self.args.balance_sampling == 0:
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        weights = stratum_weights(dataset, self.args.balance_sampling)
+        weights = stratum_weights(dataset, self.args.balance_sampling, self.args.balance_by_race)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
@@ -145,13 +145,15 @@ class GenderAgeTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def stratum_weights(dataset, power: float) -> torch.Tensor:
-    """Per-example sampling weights: (size of its source × gender × age-group stratum) ** -power.
+def stratum_weights(dataset, power: float, by_race: bool = False) -> torch.Tensor:
+    """Per-example sampling weights: (size of its source × gender × age-group [× race] stratum) ** -power.
 
-    Mixes sources of very different sizes and skews (UTKFace is mostly 20-39; All-Age-Faces mostly East Asian)
-    without discarding data: power 0.5 draws a stratum in proportion to the square root of its size."""
+    Mixes sources of very different sizes and skews (UTKFace is mostly 20-39 and White; All-Age-Faces mostly East
+    Asian) without discarding data: power 0.5 draws a stratum in proportion to the square root of its size. With
+    `by_race`, rows without a race label form one bucket of their source."""
     plain = dataset.with_format(None)  # the label columns only, without the training transform
-    columns = [list(plain[name]) for name in ("source", "gender", "age_group")]
+    names = ("source", "gender", "age_group") + (("race",) if by_race and "race" in plain.column_names else ())
+    columns = [list(plain[name]) for name in names]
     strata = list(zip(*columns))
     sizes = Counter(strata)
     return torch.tensor([sizes[stratum] ** -power for stratum in strata], dtype=torch.double)
