@@ -1,18 +1,23 @@
-"""The cross-dataset report on tiny generated data: one row per test set, right n, and the card section kept single."""
+"""The cross-dataset report on tiny generated data: one row per test set, right n, the card section kept single,
+fairness slices, stability figures and mistakes sheets in the rows."""
 
 import json
 import sys
 
 import pytest
+from PIL import Image
 
 from conftest import REPO, prepared
 from genderage.labels import JOINT_LABELS
+from genderage.measure.cross_dataset import training_sources
 from genderage.training.model_card import replace_section
 from genderage.training.modeling import build_timm_model, save_model
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import cross_dataset  # noqa: E402
 
+EXISTING_KEYS = {"name", "data", "source", "trained_on", "held_out_split", "n", "skipped", "gender_accuracy", "gender_ece"}
+STABILITY = ("mirror_p_female_delta_mean", "mirror_p_female_delta_p95", "jpeg_p_female_delta_mean", "jpeg_p_female_delta_p95")
 CARD = "---\nlicense: other\n---\n# tiny\n\n## Results\n\nr\n\n## Limitations and bias\n- l\n"
 
 
@@ -40,6 +45,14 @@ def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface
     assert rows["mw"]["n"] == 5 and rows["utkface (test split)"]["n"] == min(5, test_count)
     assert rows["utkface (test split)"]["trained_on"] is True and rows["mw"]["trained_on"] is False
     assert {"gender_accuracy", "gender_ece"} <= set(rows["mw"]) and "age_group_accuracy" not in rows["mw"]  # no age labels
+    assert EXISTING_KEYS <= set(rows["mw"]) and EXISTING_KEYS <= set(rows["utkface (test split)"])
+    assert set(STABILITY) <= set(rows["mw"]) and all(rows["mw"][key] is not None for key in STABILITY)
+    assert rows["mw"]["slices"] == {} and rows["mw"]["worst_group"] is None  # no race or age labels
+    assert "age_group_one_off_accuracy" in rows["utkface (test split)"]
+    assert {key.split("/")[0] for key in rows["utkface (test split)"]["slices"]} == {"gender_accuracy", "n"}
+    # --update-card without --sheets: the sheets go into the model folder and the card links them.
+    assert rows["mw"]["mistakes_sheet"] == "cross_dataset/mw_mistakes.png"
+    assert (model_dir / "cross_dataset" / "utkface_test_split_mistakes.png").is_file()
 
     assert cross_dataset.main(args) == 0  # second run, no limit: the section is replaced, not added again
     report = json.loads((tmp_path / "cross.json").read_text())
@@ -49,6 +62,22 @@ def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface
     assert card.index("## Results") < card.index("## Cross-dataset results") < card.index("## Limitations and bias")
     assert card.count("| mw (`folders=") == 1 and "at most 5 images" not in card
     assert (tmp_path / "cross.md").read_text().count("\n| mw") == 1
+    assert "](cross_dataset/mw_mistakes.png)" in card and "| mirror ΔP p95 |" in card
+
+
+def test_sheets_elsewhere_and_no_stability(utkface_dir, model_dir, tmp_path):
+    args = ["--model", str(model_dir), "--no-detect", "--test", f"utk=utkface={utkface_dir}", "--no-stability",
+            "--sheets", str(tmp_path / "sheets"), "--json", str(tmp_path / "cross.json"), "--update-card"]
+    assert cross_dataset.main(args) == 0
+    row = json.loads((tmp_path / "cross.json").read_text())["rows"][0]
+    assert EXISTING_KEYS <= set(row) and all(row[key] is None for key in STABILITY)
+    sheet = tmp_path / "sheets" / "utk_mistakes.png"
+    assert row["mistakes_sheet"] == str(sheet.resolve()) and Image.open(sheet).width > 0
+    assert not (model_dir / "cross_dataset").exists()
+    card = (model_dir / "README.md").read_text()
+    assert "utk_mistakes.png" not in card  # outside the model folder: not linked from its card
+    assert "| race | " in card and "| age group | 0-2 | 3-9 |" in card  # UTKFace has race and age labels
+    assert row["slices"]["n/race=White"] == 8 and row["worst_group"] is None  # no slice of 20 photos
 
 
 def test_replace_section_inserts_then_replaces():
@@ -62,4 +91,4 @@ def test_replace_section_inserts_then_replaces():
 
 def test_training_sources_unknown_without_records(tmp_path):
     save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), tmp_path)
-    assert cross_dataset.training_sources(tmp_path) is None
+    assert training_sources(tmp_path) is None

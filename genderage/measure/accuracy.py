@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from ..data.labelled import LabelledImages
-from ..labels import AGE_GROUPS, GENDERS
+from ..labels import AGE_GROUPS, GENDERS, Prediction
 from ..training.calibration import expected_calibration_error
 
 SLICES = ("age_group", "race", "source")
@@ -22,23 +23,45 @@ def face_crops(detector, images: list[Image.Image]) -> tuple[list[Image.Image], 
     return [image if crop is None else crop for image, crop in zip(images, crops)], [crop is not None for crop in crops]
 
 
+class PathAnswers(NamedTuple):
+    """What the model answered on some photos through one path: the inputs it saw, faces found, its predictions."""
+
+    inputs: list[Image.Image]  # the crops (or whole images) fed to the model
+    found: list[bool]  # whether a face was found (all True on the whole-image path)
+    predictions: list[Prediction]
+    detected: bool  # whether the path detected and cropped faces
+    seconds: float  # the batched inference alone, after a warm-up when one was asked for
+
+
+def predict_path(classifier, images: list[Image.Image], detector=None, flip: bool = False, batch_size: int = 64,
+                 warm_up: bool = True) -> PathAnswers:
+    """Run `images` through the path once (detect-and-crop with `detector`, whole images without) and time the inference."""
+    inputs, found = (images, [True] * len(images)) if detector is None else face_crops(detector, images)
+    if warm_up:
+        classifier.probabilities(inputs[:batch_size], flip=flip, batch_size=batch_size)
+    started = time.perf_counter()
+    predictions = classifier.predict(inputs, flip=flip, batch_size=batch_size)
+    return PathAnswers(inputs, found, predictions, detector is not None, time.perf_counter() - started)
+
+
 def headline(result: dict) -> dict:
     """The top-level figures of a `measure` result."""
     return {name: result["metrics"][name] for name in HEADLINE if name in result["metrics"]}
 
 
-def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool = False, batch_size: int = 64) -> dict:
-    """Metrics (flat), worst slices, faces-found rate, calibration error and inference speed for one model on `data`."""
-    inputs, found = data.images, [True] * len(data.images)
-    if detector is not None:
-        inputs, found = face_crops(detector, data.images)
-    classifier.probabilities(inputs[:batch_size], flip=flip, batch_size=batch_size)  # warm-up
-    started = time.perf_counter()
-    predictions = classifier.predict(inputs, flip=flip, batch_size=batch_size)
-    seconds = time.perf_counter() - started
+def measure(classifier, data: LabelledImages, metric, detector=None, flip: bool = False, batch_size: int = 64,
+            answers: PathAnswers | None = None) -> dict:
+    """Metrics (flat), worst slices, faces-found rate, calibration error and inference speed for one model on `data`.
 
-    result = {"images": len(inputs), "inference_images_per_second": len(inputs) / seconds}
-    if detector is not None:
+    `answers` (from `predict_path` on `data.images`) reuses a run already made; the model then does not run again."""
+    if answers is None:
+        answers = predict_path(classifier, data.images, detector, flip, batch_size)
+    inputs, found, predictions = answers.inputs, answers.found, answers.predictions
+    if len(predictions) != len(data.rows):
+        raise ValueError(f"{len(predictions)} answers for {len(data.rows)} labelled images")
+
+    result = {"images": len(inputs), "inference_images_per_second": len(inputs) / max(answers.seconds, 1e-9)}
+    if answers.detected:
         result["faces_found_rate"] = float(np.mean(found))
     details = {}
     for task, key, names in (("gender", "gender", GENDERS), ("age", "age_group", AGE_GROUPS)):

@@ -172,9 +172,11 @@ CALIBRATION_HEADING = "Calibration"
 SECTIONS_BEFORE = "Limitations and bias"  # new sections go before this one (or at the end)
 CROSS_DATASET_COLUMNS = (  # (key, header, format)
     ("n", "n", "{}"), ("faces_found_rate", "faces found", "{:.1%}"), ("gender_accuracy", "gender acc.", "{:.1%}"),
-    ("age_group_accuracy", "age-group acc.", "{:.1%}"), ("age_mae", "age MAE", "{:.2f}"),
-    ("gender_ece", "gender ECE", "{:.3f}"), ("age_group_ece", "age-group ECE", "{:.3f}"),
+    ("age_group_accuracy", "age-group acc.", "{:.1%}"), ("age_group_one_off_accuracy", "age-group one-off acc.", "{:.1%}"),
+    ("age_mae", "age MAE", "{:.2f}"), ("gender_ece", "gender ECE", "{:.3f}"), ("age_group_ece", "age-group ECE", "{:.3f}"),
+    ("mirror_p_female_delta_p95", "mirror ΔP p95", "{:.3f}"), ("jpeg_p_female_delta_p95", "JPEG ΔP p95", "{:.3f}"),
 )
+SLICE_TABLES = (("race", "race"), ("age_group", "age group"))  # (slice column, words) of the per-set tables
 
 
 def replace_section(text: str, heading: str, body: str, before: str = SECTIONS_BEFORE) -> str:
@@ -191,12 +193,44 @@ def replace_section(text: str, heading: str, body: str, before: str = SECTIONS_B
     return text.rstrip("\n") + "\n\n" + section
 
 
+def _slice_table(slices: dict, column: str, words: str) -> list[str]:
+    """Gender accuracy by one slice column as a compact table: a column per value, rows n and accuracy."""
+    found = {key.split("=", 1)[1] for key in slices if key.startswith(f"gender_accuracy/{column}=")}
+    if not found:
+        return []
+    order = AGE_GROUPS if column == "age_group" else sorted(found - {"unknown"})
+    values = [v for v in order if v in found] + sorted(found - set(order))
+    return [f"Gender accuracy by {words}:", "", f"| {words} | " + " | ".join(values) + " |", "|---" * (len(values) + 1) + "|",
+            "| n | " + " | ".join(str(slices.get(f"n/{column}={v}", "–")) for v in values) + " |",
+            "| gender acc. | " + " | ".join(f"{slices[f'gender_accuracy/{column}={v}']:.1%}" for v in values) + " |", ""]
+
+
+def _set_details(row: dict) -> list[str]:
+    """Under the main table, one set's fairness tables, worst group and mistakes sheet (nothing when it has none)."""
+    slices = row.get("slices") or {}
+    tables = [line for column, words in SLICE_TABLES for line in _slice_table(slices, column, words)]
+    sheet = row.get("mistakes_sheet")
+    linked = sheet and not Path(sheet).is_absolute()  # relative: inside the model folder, next to this card
+    if not tables and not linked:
+        return []
+    lines = [f"### {row['name']}", ""] + tables
+    if tables:
+        worst = row.get("worst_group")
+        lines += [f"Worst group (at least 20 photos): **{worst}** ({slices[f'gender_accuracy/{worst}']:.1%} gender acc.)."
+                  if worst else "Worst group: none with at least 20 photos.", ""]
+    if linked:
+        lines += [f"![{row['name']}: most confident gender mistakes]({Path(sheet).as_posix()})", ""]
+    return lines
+
+
 def cross_dataset_markdown(report: dict) -> str:
-    """The cross-dataset table (one row per test set) with a line saying what the model trained on and how it was measured."""
+    """The cross-dataset table (one row per test set), then per set its gender accuracy by race and age group and its mistakes."""
     sources = report.get("training_sources")
     limit = f", at most {report['limit']} images per set" if report.get("limit") else ""
-    lines = [f"Trained on: {', '.join(sources) if sources else 'unknown'}. Path: {report['path']}{limit}; "
-             "a face not found counts as wrong; ECE (15 bins) is over images with a face.", "",
+    lines = [(f"Trained on: {', '.join(sources) if sources else 'unknown'}. Path: {report['path']}{limit}; "
+              "a face not found counts as wrong; ECE (15 bins) is over images with a face. ΔP p95: 95th percentile of "
+              "|ΔP(female)| between a photo and its mirror image / its JPEG re-save (quality 75), over photos with a "
+              "face in both."), "",
              "| test set | trained on it | " + " | ".join(header for _, header, _ in CROSS_DATASET_COLUMNS) + " |",
              "|---|---|" + "---|" * len(CROSS_DATASET_COLUMNS)]
     for row in report["rows"]:
@@ -205,7 +239,8 @@ def cross_dataset_markdown(report: dict) -> str:
             trained += ", held-out split" if row.get("held_out_split") else ", whole source (includes training images)"
         cells = [fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in CROSS_DATASET_COLUMNS]
         lines.append(f"| {row['name']} (`{row['data']}`) | {trained} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    details = [line for row in report["rows"] for line in _set_details(row)]
+    return "\n".join(lines + ([""] + details[:-1] if details else []))
 
 
 def calibration_markdown(calibration: dict) -> str:
