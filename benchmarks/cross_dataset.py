@@ -16,7 +16,8 @@ Each row also has gender accuracy per race and per age group where the set has t
 "worst_group": the lowest slice of at least 20 photos), and stability: mean and 95th percentile of |ΔP(female)|
 between each photo and its mirror image, and its JPEG re-save at quality 75, through the same path
 (--no-stability skips it: it triples the work). --sheets DIR writes a contact sheet per set of the most confident
-gender mistakes (DIR/NAME_mistakes.png); with --update-card and no --sheets they go into MODEL/cross_dataset/.
+gender mistakes (DIR/NAME_mistakes.png); the card links the sheets written inside the model folder (e.g. --sheets
+MODEL/cross_dataset). Sheets show the test photos: mind their licence before publishing a model folder with them.
 --update-card writes the tables (and the calibration, if any) into the model folder's README.md.
 """
 

@@ -37,7 +37,7 @@ def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface
     args = ["--model", str(model_dir), "--data-dir", str(data_dir), "--no-detect",
             "--test", f"mw=folders={folders_dir}",
             "--json", str(tmp_path / "cross.json"), "--markdown", str(tmp_path / "cross.md"), "--update-card"]
-    assert cross_dataset.main(args + ["--limit", "5"]) == 0
+    assert cross_dataset.main(args + ["--limit", "5", "--sheets", str(model_dir / "cross_dataset")]) == 0
     report = json.loads((tmp_path / "cross.json").read_text())
     assert report["training_sources"] == ["utkface"]
     rows = {row["name"]: row for row in report["rows"]}
@@ -50,11 +50,11 @@ def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface
     assert rows["mw"]["slices"] == {} and rows["mw"]["worst_group"] is None  # no race or age labels
     assert "age_group_one_off_accuracy" in rows["utkface (test split)"]
     assert {key.split("/")[0] for key in rows["utkface (test split)"]["slices"]} == {"gender_accuracy", "n"}
-    # --update-card without --sheets: the sheets go into the model folder and the card links them.
+    # Sheets inside the model folder are linked from its card.
     assert rows["mw"]["mistakes_sheet"] == "cross_dataset/mw_mistakes.png"
     assert (model_dir / "cross_dataset" / "utkface_test_split_mistakes.png").is_file()
 
-    assert cross_dataset.main(args) == 0  # second run, no limit: the section is replaced, not added again
+    assert cross_dataset.main(args + ["--sheets", str(model_dir / "cross_dataset")]) == 0  # no limit: replaced, not added
     report = json.loads((tmp_path / "cross.json").read_text())
     assert [row["n"] for row in report["rows"]] == [test_count, 20]
     card = (model_dir / "README.md").read_text()
@@ -78,6 +78,11 @@ def test_sheets_elsewhere_and_no_stability(utkface_dir, model_dir, tmp_path):
     assert "utk_mistakes.png" not in card  # outside the model folder: not linked from its card
     assert "| race | " in card and "| age group | 0-2 | 3-9 |" in card  # UTKFace has race and age labels
     assert row["slices"]["n/race=White"] == 8 and row["worst_group"] is None  # no slice of 20 photos
+
+    without = [a for a in args if a not in ("--sheets", str(tmp_path / "sheets"))]
+    assert cross_dataset.main(without) == 0  # no --sheets, no sheet: they show research photos, so only on request
+    assert json.loads((tmp_path / "cross.json").read_text())["rows"][0]["mistakes_sheet"] is None
+    assert not (model_dir / "cross_dataset").exists()
 
 
 def test_replace_section_inserts_then_replaces():

@@ -10,7 +10,6 @@ from pathlib import Path
 PREPARED = "prepared:"
 FAIRNESS_COLUMNS = ("race", "age_group")  # the slices a row carries gender accuracy for
 MIN_GROUP_SIZE = 20  # a smaller slice is shown but never named the worst group: too noisy
-SHEETS_FOLDER = "cross_dataset"  # inside the model folder, for --update-card without --sheets
 
 
 def training_sources(model_dir: str | Path) -> list[str] | None:
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
 
         detector = FaceDetector()
     trained = training_sources(args.model)
-    sheets = Path(args.sheets) if args.sheets else Path(args.model) / SHEETS_FOLDER if args.update_card else None
+    sheets = Path(args.sheets) if args.sheets else None  # only on request: a sheet shows the test photos themselves
     rows, sheet_names = [], set()
     for name, spec in test_sets(args):
         data, source = load_test_set(spec, args)
