@@ -185,3 +185,15 @@ def test_small_but_possible_images_are_searched_without_error(size):
 
     image = Image.new("RGB", size, (200, 150, 120))
     assert FaceDetector().detections([image]) == [[]]  # searched by both detectors; a flat colour has no face
+
+
+def test_a_face_cut_by_the_edge_is_reported_inside_the_photo(astronaut):
+    """A tight chip: CenterFace's box runs past the photo's edge (kept for framing), the reported box does not."""
+    from genderage.serving.faces import FaceDetector
+
+    chip = astronaut.crop((190, 80, 290, 190))  # the face, cut at the forehead and the left cheek
+    detector = FaceDetector()
+    (found,), (face,) = detector.detections([chip])[0], detector.detect(chip)
+    assert found.box[0] < 0 or found.box[1] < 0 or found.box[2] > chip.width or found.box[3] > chip.height
+    x0, y0, x1, y1 = face.box
+    assert 0 <= x0 < x1 <= chip.width and 0 <= y0 < y1 <= chip.height

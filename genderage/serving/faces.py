@@ -103,9 +103,7 @@ class FaceDetector:
     def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
         """Every face per image, in the image's own pixels, largest first; none in an image too small to hold one."""
         images = [image.convert("RGB") for image in images]
-        results: list[list[Detection]] = [[] for _ in images]
-        if self.centerface is not None:
-            results = [[] if self.too_small(image) else self.centerface(image) for image in images]
+        results = [[] if self.too_small(image) or self.centerface is None else self.centerface(image) for image in images]
         missing = [i for i, image in enumerate(images) if not results[i] and not self.too_small(image)]
         for i, faces in zip(missing, self.mtcnn.detections([images[i] for i in missing]) if missing else []):
             results[i] = faces
@@ -116,9 +114,12 @@ class FaceDetector:
         return [[(d.box, d.confidence) for d in faces] for faces in self.detections(images)]
 
     def detect(self, image: Image.Image) -> list[Face]:
-        """Every face in `image`, largest first, each with its aligned training-style crop."""
+        """Every face in `image`, largest first, each with its aligned training-style crop. The box reported is
+        clipped to the photo (a face cut by the edge keeps its whole extent for the crop's framing)."""
         image = image.convert("RGB")
-        return [Face(tuple(round(v) for v in d.box), d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
+        width, height = image.size
+        return [Face((max(0, round(d.box[0])), max(0, round(d.box[1])), min(width, round(d.box[2])), min(height, round(d.box[3]))),
+                     d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
                 for d in self.detections([image])[0]]
 
     def largest_crops(self, images: list[Image.Image]) -> list[Image.Image | None]:
