@@ -1,5 +1,6 @@
 """How UTKFace chips frame the face relative to each detector's box: the ChipFraming constants in
-genderage/serving/detectors.py (re-run after changing a detector, and paste what it prints there).
+genderage/serving/detectors.py (re-run after changing a detector). MTCNN's constants are what it prints; CenterFace's
+are set to match MTCNN's chips on loosely framed photos, the crops the shipped model learnt (see detectors.py).
 
 Usage: python benchmarks/face_framing.py --data ../shared/data/utkface [--count 400] [--detector centerface|mtcnn|both]
 

@@ -13,20 +13,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..data.images import to_rgb
+
 Box = tuple[float, float, float, float]
 Landmarks = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
 class ChipFraming:
-    """How a UTKFace "aligned & cropped" chip frames the face, in units of a detector's box width: the chip's side,
-    and the offset of its centre from the box centre. Medians over 400 UTKFace chips (`benchmarks/face_framing.py`)."""
+    """How a training chip frames the face, in units of a detector's box width: the chip's side, and the offset of
+    its centre from the box centre."""
 
     side: float
     offset_x: float
     offset_y: float
 
 
+# MTCNN's: medians over 400 UTKFace chips (`benchmarks/face_framing.py`). CenterFace's: the same chips as MTCNN's on
+# loosely framed photos, which the model was trained on (on UTKFace chips alone CenterFace measures 0.02, 0.02, and
+# that framing cost 2.3 age-group points on All-Age-Faces photos: docs/experiments.md, 2026-12-02).
 MTCNN_FRAMING = ChipFraming(side=1.19, offset_x=0.01, offset_y=0.07)
 CENTERFACE_FRAMING = ChipFraming(side=1.19, offset_x=0.00, offset_y=0.06)
 
@@ -105,7 +110,7 @@ class CenterFace:
     def __call__(self, image: Image.Image) -> list[Detection]:
         """Every face above the threshold, in the photo's own pixels, largest first."""
         width, height = self.input_size(image.size)
-        pixels = np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+        pixels = np.asarray(to_rgb(image).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
         heatmap, scale, offset, landmarks = self.session.run(None, {self.input_name: pixels.transpose(2, 0, 1)[None]})
         faces = decode_centerface(heatmap[0], scale[0], offset[0], landmarks[0], self.threshold)
         sx, sy = image.width / width, image.height / height
@@ -243,7 +248,7 @@ class MTCNN:
 
     @staticmethod
     def _bordered(image: Image.Image, scale: float, pad: int) -> Image.Image:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         if scale != 1.0:
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
         return ImageOps.expand(image, pad, fill=(0, 0, 0)) if pad else image

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from ..data.images import to_rgb
 from .detectors import CENTERFACE_THRESHOLD, MTCNN, MTCNN_FRAMING, Box, CenterFace, ChipFraming, Detection, Landmarks
 
 # Eye-line tilts under this (degrees) are left alone: a plain crop keeps the photo's own pixels.
@@ -102,7 +103,7 @@ class FaceDetector:
 
     def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
         """Every face per image, in the image's own pixels, largest first; none in an image too small to hold one."""
-        images = [image.convert("RGB") for image in images]
+        images = [to_rgb(image) for image in images]
         results = [[] if self.too_small(image) or self.centerface is None else self.centerface(image) for image in images]
         missing = [i for i, image in enumerate(images) if not results[i] and not self.too_small(image)]
         for i, faces in zip(missing, self.mtcnn.detections([images[i] for i in missing]) if missing else []):
@@ -116,7 +117,7 @@ class FaceDetector:
     def detect(self, image: Image.Image) -> list[Face]:
         """Every face in `image`, largest first, each with its aligned training-style crop. The box reported is
         clipped to the photo (a face cut by the edge keeps its whole extent for the crop's framing)."""
-        image = image.convert("RGB")
+        image = to_rgb(image)
         width, height = image.size
         return [Face((max(0, round(d.box[0])), max(0, round(d.box[1])), min(width, round(d.box[2])), min(height, round(d.box[3]))),
                      d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
@@ -124,7 +125,7 @@ class FaceDetector:
 
     def largest_crops(self, images: list[Image.Image]) -> list[Image.Image | None]:
         """The aligned crop of each image's largest face (None where none is found): training data and benchmarks."""
-        return [crop_face(image.convert("RGB"), faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
+        return [crop_face(to_rgb(image), faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
                 for image, faces in zip(images, self.detections(images))]
 
 
