@@ -48,6 +48,15 @@ def folders_dir(tmp_path: Path) -> Path:
     return root
 
 
+def recipe_classes(recipe: Path) -> tuple:
+    """The argument classes a recipe is read into: convert_dlib.py's recipes name a teacher, train.py's a model."""
+    import yaml
+
+    from genderage.training import config, distillation
+
+    return distillation.ARGUMENT_CLASSES if "teacher" in yaml.safe_load(recipe.read_text()) else config.ARGUMENT_CLASSES
+
+
 def prepared(tmp_path: Path, *sources: str, extra: list[str] | None = None) -> Path:
     """Run prepare_dataset.py's main on `sources`; return the output folder."""
     import prepare_dataset

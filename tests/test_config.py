@@ -1,13 +1,15 @@
 import pytest
 
-from conftest import REPO
+from conftest import REPO, recipe_classes
 from genderage.training.config import load_recipe, parse_config
 
 
 def test_every_shipped_recipe_parses():
     for recipe in sorted((REPO / "configs").glob("*.yaml")):
-        model_args, data_args, training_args = parse_config(["--config", str(recipe), "--data_dir", "x", "--use_cpu", "true"])
-        assert (model_args.model_name_or_path or model_args.timm_architecture) and data_args.task
+        classes = recipe_classes(recipe)
+        first, data_args, training_args = parse_config(["--config", str(recipe), "--data_dir", "x", "--use_cpu", "true"], classes)
+        assert data_args.task and training_args.output_dir
+        assert first.teacher if classes[0].__name__ == "DistilArguments" else first.model_name_or_path or first.timm_architecture
 
 
 def test_cli_overrides_the_recipe(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 # app.py with no arguments serves the demo until stopped (tests/test_browser.py starts it).
-USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "predict.py", "export_onnx.py"] + sorted(
+USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "convert_dlib.py", "predict.py", "export_onnx.py"] + sorted(
     f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py") if path.name != "app_latency.py"
 )
 

@@ -93,13 +93,13 @@ class TrainArguments(TrainingArguments):
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainArguments)
 
 
-def parse_config(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
-    """Parse `--config recipe.yaml` (defaults) and any `--key value` flags (overrides)."""
+def parse_config(argv: list[str] | None = None, classes: tuple[type, ...] = ARGUMENT_CLASSES) -> tuple:
+    """Parse `--config recipe.yaml` (defaults) and any `--key value` flags (overrides) into `classes`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(classes)
     if "--config" in argv:
         position = argv.index("--config")
-        recipe = load_recipe(argv[position + 1])
+        recipe = load_recipe(argv[position + 1], classes)
         del argv[position : position + 2]
         parser.set_defaults(**recipe)
         for action in parser._actions:  # values from the recipe satisfy required flags
@@ -108,10 +108,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def load_recipe(path: str | Path) -> dict:
+def load_recipe(path: str | Path, classes: tuple[type, ...] = ARGUMENT_CLASSES) -> dict:
     """Read a flat YAML recipe and reject keys that no argument class knows."""
     recipe = yaml.safe_load(Path(path).read_text()) or {}
-    known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls)}
+    known = {f.name for cls in classes for f in fields(cls)}
     unknown = sorted(set(recipe) - known)
     if unknown:
         raise ValueError(f"unknown keys in {path}: {unknown}")
