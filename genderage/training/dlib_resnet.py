@@ -129,13 +129,13 @@ class DlibResNet(torch.nn.Module):
         self.register_buffer("gammas", torch.from_numpy(np.concatenate([g for g, _ in weights.affines])))
         self.register_buffer("betas", torch.from_numpy(np.concatenate([b for _, b in weights.affines])))
         self.register_buffer("projection", torch.from_numpy(weights.projection))
+        ends = np.cumsum([conv.out_channels for conv in self.convs])
+        self.affine_channels = [slice(end - conv.out_channels, end) for end, conv in zip(ends, self.convs)]
         self.requires_grad_(False)
 
     def _conv_affine(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        x = self.convs[index](x)
-        start = sum(self.convs[i].out_channels for i in range(index))
-        channels = slice(start, start + x.shape[1])
-        return x * self.gammas[channels, None, None] + self.betas[channels, None, None]
+        channels = self.affine_channels[index]  # this layer's gammas and betas in the concatenated buffers
+        return self.convs[index](x) * self.gammas[channels, None, None] + self.betas[channels, None, None]
 
     def block(self, index: int, x: torch.Tensor, down: bool) -> torch.Tensor:
         """The residual block whose first convolution is `convs[index]`; `down`: the stride-2 kind."""
