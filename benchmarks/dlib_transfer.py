@@ -49,7 +49,6 @@ def dlib_chips(images, model_dir: Path) -> tuple[list, list[int]]:
 def student_features(path: str, chips: list):
     """Pooled features of a converted model folder, or of a distillation checkpoint (its `student.` weights)."""
     import torch
-    from PIL import Image
     from safetensors.torch import load_file
     from transformers import ResNetForImageClassification
 
@@ -63,9 +62,9 @@ def student_features(path: str, chips: list):
         weights = load_file(folder / "model.safetensors")
         model = dlib_resnet.to_transformers_resnet(dlib_resnet.read_dlib_resnet(dlib_resnet.installed_model_file()), JOINT_LABELS)
         model.load_state_dict({k.removeprefix("student."): v for k, v in weights.items() if k.startswith("student.")})
-    processor = dlib_resnet.image_processor()
-    with torch.no_grad():
-        return batched(lambda c: dlib_resnet.pooled_features(model.eval(), processor([Image.fromarray(x) for x in c], return_tensors="pt")["pixel_values"]), chips)
+    model.eval()
+    with torch.no_grad():  # dlib_pixels is what the saved image processor computes (tests/test_dlib_resnet.py)
+        return batched(lambda c: dlib_resnet.pooled_features(model, dlib_resnet.dlib_pixels(c)), chips)
 
 
 def batched(function, chips: list, size: int = 64):
@@ -110,7 +109,7 @@ def probe_accuracy(features, labels, folds: int, seed: int = 0) -> tuple[float, 
 def main() -> int:
     args = parse_args()
     try:
-        import dlib  # noqa: F401
+        import dlib
 
         from genderage.training import dlib_resnet
 
@@ -118,7 +117,6 @@ def main() -> int:
     except (ImportError, FileNotFoundError) as error:
         print(f"error: this check needs dlib and dlib's models: pip install dlib-bin face_recognition_models==0.3.0 ({error})", file=sys.stderr)
         return 2
-    import dlib
     import numpy as np
     import torch
 
