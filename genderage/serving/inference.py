@@ -1,8 +1,8 @@
 """Inference on face crops: batched, optional flip test-time augmentation, marginal gender and age-group probabilities.
 
 Two backends behind one interface: ONNX Runtime (when it is installed and the model folder has `model.onnx`,
-written by training or `export_onnx.py`) and PyTorch. Preprocessing is the saved image processor's either way,
-so answers match `transformers.pipeline`.
+written by training or `export_onnx.py`, fp32 or int8) and PyTorch. Preprocessing is the saved image processor's
+either way, so an fp32 export's answers match `transformers.pipeline`.
 """
 
 from __future__ import annotations
