@@ -40,7 +40,23 @@ def test_shipped_model_processor_is_taken_over():
     np.testing.assert_allclose(fast([image]), processor([image], return_tensors="pt")["pixel_values"].numpy(), atol=1e-6)
 
 
-def test_unknown_transforms_are_left_to_the_processor():
+@pytest.mark.parametrize("size", [(200, 200), (48, 48), (300, 120), (17, 300), (31, 57), (1, 1)])
+def test_fixed_size_resize_in_numpy_equals_the_processor(size):
+    """ViTImageProcessor (the face-pretrained ResNet's) resizes with torchvision, which rounds a few pixels
+    differently from PIL: at most one grey level, on well under 1% of the values."""
     from transformers import ViTImageProcessor
 
-    assert NumpyPreprocessor.from_processor(ViTImageProcessor(size={"height": 48, "width": 48})) is None
+    processor = ViTImageProcessor(size={"height": 48, "width": 48}, image_mean=[0.48, 0.46, 0.41], image_std=[1.004] * 3)
+    fast = NumpyPreprocessor.from_processor(processor)
+    assert fast is not None and fast.crop == (48, 48)
+    images = [random_image(seed, size=size[0]).resize(size) for seed in range(2)]
+    expected = processor(images, return_tensors="np")["pixel_values"]
+    difference = np.abs(fast(images) - expected)
+    assert difference.max() <= 1 / 255 / 1.004 + 1e-6 and (difference > 1e-6).mean() < 0.01
+
+
+def test_unknown_transforms_are_left_to_the_processor():
+    from transformers import ConvNextImageProcessor, ViTImageProcessor
+
+    assert NumpyPreprocessor.from_processor(ConvNextImageProcessor(size={"shortest_edge": 48}, crop_pct=0.875)) is None
+    assert NumpyPreprocessor.from_processor(ViTImageProcessor(size={"height": 48, "width": 48}, do_normalize=False)) is None

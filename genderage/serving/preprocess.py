@@ -2,7 +2,9 @@
 
 Used with ONNX Runtime (the app, `predict.py`), where the processor's own call costs more than the resize and the
 tensors would go back to numpy anyway. Only transforms whose every step is known are taken over (`NumpyPreprocessor.from_processor` returns None
-otherwise, and the processor itself is used); tests/test_preprocess.py checks the two agree.
+otherwise, and the processor itself is used): a timm wrapper's, and a fixed-size resize like ViTImageProcessor's
+(the face-pretrained ResNet's). tests/test_preprocess.py checks they agree: exactly for timm's; ViTImageProcessor
+resizes with torchvision, which rounds a few pixels differently from PIL, by one grey level at most.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ _RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.B
 
 @dataclass(frozen=True)
 class NumpyPreprocessor:
-    """Resize the shorter side to `shorter_side`, centre-crop to `crop` (height, width), scale to 0-1, normalise."""
+    """Resize the shorter side to `shorter_side` (or, when None, the whole image to `crop`), centre-crop to `crop`
+    (height, width), scale to 0-1, normalise."""
 
     resample: Image.Resampling
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    shorter_side: int
+    shorter_side: int | None
     crop: tuple[int, int]
 
     @classmethod
     def from_processor(cls, processor) -> NumpyPreprocessor | None:
-        """The numpy equivalent of a timm wrapper's evaluation transform (PIL resize, centre crop, normalise); None
-        for any other processor."""
+        """The numpy equivalent of a timm wrapper's evaluation transform (PIL resize, centre crop, normalise) or of a
+        ViTImageProcessor's (resize to a fixed size, rescale by 1/255, normalise); None for any other processor."""
+        if type(processor).__name__ == "ViTImageProcessor":
+            return cls._from_fixed_size(processor)
         transforms = getattr(getattr(processor, "val_transforms", None), "transforms", None)
         if transforms is None:
             return None
@@ -46,16 +51,29 @@ class NumpyPreprocessor:
         return cls(resample, tuple(map(float, normalize.mean)), tuple(map(float, normalize.std)), shorter_side=shorter,
                    crop=tuple(crop.size))
 
+    @classmethod
+    def _from_fixed_size(cls, processor) -> NumpyPreprocessor | None:
+        height, width = getattr(processor.size, "height", None), getattr(processor.size, "width", None)
+        steps_known = processor.do_resize and processor.do_rescale and processor.do_normalize
+        if not steps_known or abs(processor.rescale_factor - 1 / 255) > 1e-9 or not (height and width):
+            return None
+        resample = Image.Resampling(int(processor.resample)) if processor.resample is not None else Image.Resampling.BILINEAR
+        return cls(resample, tuple(map(float, processor.image_mean)), tuple(map(float, processor.image_std)),
+                   shorter_side=None, crop=(height, width))
+
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
         """pixel_values (batch, 3, height, width), float32."""
         return np.stack([self._one(image.convert("RGB")) for image in images])
 
     def _one(self, image: Image.Image) -> np.ndarray:
         width, height = image.size
-        short, long = min(width, height), max(width, height)
-        # torchvision's Resize(int): the shorter side becomes `shorter_side`, the longer one is truncated
-        scaled = (self.shorter_side, int(self.shorter_side * long / short))
-        size = scaled if width <= height else scaled[::-1]
+        if self.shorter_side is None:
+            size = self.crop[::-1]
+        else:
+            short, long = min(width, height), max(width, height)
+            # torchvision's Resize(int): the shorter side becomes `shorter_side`, the longer one is truncated
+            scaled = (self.shorter_side, int(self.shorter_side * long / short))
+            size = scaled if width <= height else scaled[::-1]
         if size != image.size:
             image = image.resize(size, self.resample)
         image = _centre_crop(image, self.crop)
