@@ -112,3 +112,13 @@ def test_learning_happens_on_a_learnable_signal(data_dir, tmp_path):
     # Genders differ by a tinted colour channel: even the tiny network must beat chance clearly.
     metrics = train(data_dir, tmp_path, "--task", "gender", "--num_train_epochs", "8", "--learning_rate", "0.01", "--rotation", "0")
     assert metrics["validation"]["gender_accuracy"] >= 0.8
+
+
+def test_card_names_the_sampling_strata():
+    from types import SimpleNamespace
+
+    from genderage.training.model_card import sampling_text
+
+    assert "× race" in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=True))
+    assert "race" not in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=False))
+    assert sampling_text(SimpleNamespace(balance_sampling=0, balance_by_race=True)) == "natural frequencies"

@@ -13,6 +13,14 @@ from .evaluation import PLOTS
 CARD_METRICS = ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age_group_one_off_accuracy", "age_mae", "joint_accuracy")
 
 
+def sampling_text(training_args: TrainArguments) -> str:
+    """How training drew its images: natural frequencies, or the balanced strata and their weighting."""
+    if not training_args.balance_sampling:
+        return "natural frequencies"
+    race = " × race (where a source labels it)" if training_args.balance_by_race else ""
+    return f"source × gender × age-group{race} strata weighted by size^-{training_args.balance_sampling}"
+
+
 def augmentation_text(data_args: DataArguments) -> str:
     """The training augmentation stages that were on, in words."""
     stages = [f"random resized crop (scale {data_args.scale_min}–1, aspect 1±{data_args.aspect_jitter})"]
@@ -122,7 +130,7 @@ every source's licence allows more.
 ## Preprocessing and hyperparameters
 Resolution {model_args.image_size or "model default"} px; evaluation preprocessing is the saved image processor.
 Augmentation: {augmentation_text(data_args)}.
-Sampling: {"natural frequencies" if not training_args.balance_sampling else f"source × gender × age-group strata weighted by size^-{training_args.balance_sampling}"}.
+Sampling: {sampling_text(training_args)}.
 Epochs {training_args.num_train_epochs}, batch size {training_args.per_device_train_batch_size} per device,
 learning rate {training_args.learning_rate} (backbone × {training_args.backbone_lr_scale}), scheduler
 {getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
