@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from genderage.training.distillation import ARGUMENT_CLASSES, run_distillation
 
     try:
-        distil_args, data_args, training_args = parse_config(argv, ARGUMENT_CLASSES)
+        distil_args, data_args, training_args = parse_config(argv, ARGUMENT_CLASSES, description=__doc__)
         if not data_args.data_dir:
             raise ValueError("--data_dir is required: a folder written by prepare_dataset.py (its training faces)")
         print(f"student written to {run_distillation(distil_args, data_args, training_args)}")

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from genderage.training.trainer import run_training
 
     try:
-        model_args, data_args, training_args = parse_config(argv)
+        model_args, data_args, training_args = parse_config(argv, description=__doc__)
         if not data_args.data_dir:
             raise ValueError("--data_dir is required: a folder written by prepare_dataset.py")
         run_training(model_args, data_args, training_args)

@@ -50,8 +50,10 @@ def raw_images_per_second(model, training_args, image_size: int, channels_last: 
 
 def main() -> int:
     argv = sys.argv[1:]
-    if "--config" not in argv or "--data_dir" not in argv or {"-h", "--help"} & set(argv):
+    wants_help = bool({"-h", "--help"} & set(argv))
+    if not wants_help and ("--config" not in argv or "--data_dir" not in argv):
         print(__doc__, file=sys.stderr)
+        print("error: --config and --data_dir are required", file=sys.stderr)
         return 2
     warmup, steps = pop_int(argv, "--warmup", 30), pop_int(argv, "--steps", 200)
     from transformers import TrainerCallback
@@ -62,6 +64,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as out:
         try:
+            if wants_help:  # this script's usage, then every option train.py takes (exits 0)
+                parse_config(["--help"], description=__doc__)
             model_args, data_args, training_args = parse_config(
                 argv + ["--output_dir", out, "--max_steps", str(warmup + steps), "--eval_strategy", "no", "--save_strategy", "no",
                         "--load_best_model_at_end", "false", "--logging_strategy", "no"]

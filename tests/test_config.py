@@ -38,3 +38,23 @@ def test_train_cli_prints_errors_without_traceback(tmp_path, capsys):
 
     assert train.main(["--config", str(REPO / "configs" / "tiny.yaml"), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]) == 2
     assert "not a prepared dataset" in capsys.readouterr().err
+
+
+def test_help_survives_a_percent_sign_in_a_help_text(capsys):
+    """argparse formats help texts with %: a field written "30% of images" must not crash --help."""
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Odd:
+        share: float = field(default=0.3, metadata={"help": "Applied to 30% of images (%% stays, %(default)s too)."})
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--help"], (Odd,), description="Usage: odd.py")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Usage: odd.py" in out and "Applied to 30% of images (% stays, 0.3 too)." in out
+
+
+def test_unknown_flag_is_named(tmp_path):
+    with pytest.raises(ValueError, match="unrecognized arguments: --learning_rat"):
+        parse_config(["--config", str(REPO / "configs" / "tiny.yaml"), "--learning_rat", "0.1", "--output_dir", str(tmp_path)])

@@ -1,4 +1,5 @@
-"""Every script run with no arguments explains itself: its usage and a non-zero exit, or its documented default job."""
+"""Every script explains itself: no arguments print its usage (or run its documented default job), `--help` prints
+its usage and exits 0, and an unknown option is a one-line error with exit 2 — never a traceback."""
 
 import subprocess
 import sys
@@ -11,10 +12,18 @@ from conftest import REPO
 USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "convert_dlib.py", "predict.py", "export_onnx.py"] + sorted(
     f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py") if path.name != "app_latency.py"
 )
+ALL_SCRIPTS = USAGE_SCRIPTS + ["app.py", "benchmarks/app_latency.py"]
+# Scripts that pass their options on to HfArgumentParser list the training arguments too.
+TRAINING_SCRIPTS = ["train.py", "convert_dlib.py", "benchmarks/train_throughput.py"]
 
 
-def run(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, script], cwd=REPO, capture_output=True, text=True, timeout=600)
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_every_script_is_covered():
+    scripts = {path.name for path in REPO.glob("*.py")} | {f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py")}
+    assert scripts == set(ALL_SCRIPTS)
 
 
 @pytest.mark.parametrize("script", USAGE_SCRIPTS)
@@ -23,6 +32,25 @@ def test_script_without_arguments_prints_usage(script):
     assert "Traceback" not in result.stderr + result.stdout
     assert result.returncode == 2
     assert "usage" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS)
+def test_script_help_prints_usage_and_exits_0(script):
+    result = run(script, "--help")
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage" in result.stdout.lower()
+    if script in TRAINING_SCRIPTS:  # the project's own options, the recipe flag and transformers' training arguments
+        for option in ("--config", "--data_dir", "--learning_rate", "--output_dir"):
+            assert option in result.stdout
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS)
+def test_script_unknown_option_is_a_one_line_error(script):
+    result = run(script, "--no-such-option")
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
+    assert result.returncode == 2
+    assert "error" in result.stderr.strip().splitlines()[-1].lower()
 
 
 @pytest.mark.slow

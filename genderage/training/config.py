@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,10 +52,10 @@ class DataArguments:
     color_jitter: float = field(default=0.0, metadata={"help": "Brightness/contrast/saturation jitter strength."})
     # Stages that make training faces look like photos from other cameras and sites (each off at 0).
     aspect_jitter: float = field(default=0.0, metadata={"help": "Crop aspect ratio range 1±this, resized square: a yaw-like squeeze."})
-    perspective: float = field(default=0.0, metadata={"help": "Random perspective distortion strength (applied to 30% of images)."})
+    perspective: float = field(default=0.0, metadata={"help": "Random perspective distortion strength (applied to 30 percent of images)."})
     grayscale: float = field(default=0.0, metadata={"help": "Probability of a greyscale image."})
     blur: float = field(default=0.0, metadata={"help": "Probability of a Gaussian blur (sigma 0.1-1.5 px)."})
-    downscale: float = field(default=0.0, metadata={"help": "Probability of a downscale to 25-75% and back up (small, soft faces)."})
+    downscale: float = field(default=0.0, metadata={"help": "Probability of a downscale to 25-75 percent of the size and back up (small, soft faces)."})
     jpeg: float = field(default=0.0, metadata={"help": "Probability of JPEG re-compression at quality 30-90."})
 
     def __post_init__(self) -> None:
@@ -93,19 +95,51 @@ class TrainArguments(TrainingArguments):
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainArguments)
 
 
-def parse_config(argv: list[str] | None = None, classes: tuple[type, ...] = ARGUMENT_CLASSES) -> tuple:
-    """Parse `--config recipe.yaml` (defaults) and any `--key value` flags (overrides) into `classes`."""
+def parse_config(argv: list[str] | None = None, classes: tuple[type, ...] = ARGUMENT_CLASSES,
+                 description: str | None = None) -> tuple:
+    """Parse `--config recipe.yaml` (defaults) and any `--key value` flags (overrides) into `classes`.
+
+    `--help` prints `description` (the script's usage) and every field's help, then exits 0. An unknown flag raises
+    ValueError naming it (argparse's own error would print the usage of some two hundred options first).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(classes)
+    parser = build_parser(classes, description)
     if "--config" in argv:
         position = argv.index("--config")
+        if position + 1 == len(argv):
+            raise ValueError("--config needs a YAML recipe, e.g. --config configs/tiny.yaml")
         recipe = load_recipe(argv[position + 1], classes)
         del argv[position : position + 2]
         parser.set_defaults(**recipe)
         for action in parser._actions:  # values from the recipe satisfy required flags
             if action.dest in recipe:
                 action.required = False
+    if "-h" not in argv and "--help" not in argv:
+        unknown = [arg for arg in argv if re.match(r"--?[A-Za-z]", arg) and arg.split("=")[0] not in parser._option_string_actions]
+        if unknown:
+            raise ValueError(f"unrecognized arguments: {' '.join(unknown)} (--help lists the options)")
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def build_parser(classes: tuple[type, ...] = ARGUMENT_CLASSES, description: str | None = None) -> HfArgumentParser:
+    """An HfArgumentParser for `classes` whose help lists `--config` too and never chokes on a `%` in a help text."""
+    parser = HfArgumentParser(classes, description=description, formatter_class=_DescriptionAndDefaultsFormatter)
+    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="RECIPE.yaml",
+                        help="A flat YAML recipe whose keys are these options' names; flags given as well override it.")
+    for action in parser._actions:
+        if action.help:
+            action.help = escape_percent(action.help)
+    return parser
+
+
+class _DescriptionAndDefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The script's usage text as written, and every option's default."""
+
+
+def escape_percent(text: str) -> str:
+    """A help text made safe for argparse, which formats help with `%`: a lone `%` (as in "30%") becomes `%%`;
+    `%%` and argparse's own `%(default)s`-style fields stay as they are."""
+    return re.sub(r"%%|%\(\w+\)[a-z]|%", lambda match: match.group() if len(match.group()) > 1 else "%%", text)
 
 
 def load_recipe(path: str | Path, classes: tuple[type, ...] = ARGUMENT_CLASSES) -> dict:
