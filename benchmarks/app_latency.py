@@ -19,6 +19,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
     from PIL import Image
+    from transformers import AutoImageProcessor
 
     from genderage.serving.analysis import FaceAnalyzer, analyse_file
     from genderage.serving.demo import example_images
@@ -29,7 +30,7 @@ def main() -> int:
     analyzer = FaceAnalyzer(classifier, detector)
     folder = Path(tempfile.mkdtemp())
     paths = []
-    for path in example_images(folder):  # the examples, plus a large and a small copy of each
+    for path in example_images():  # the examples, plus a large and a small copy of each
         image = Image.open(path).convert("RGB")
         for scale in (1.0, 2.0, 0.5):
             target = folder / f"{Path(path).stem}_{scale}.jpg"
@@ -38,7 +39,8 @@ def main() -> int:
     images = [Image.open(p).convert("RGB") for p in paths]
     # The baseline gets decoded images and pre-made crops: only the detector and the model forward are timed.
     crops = [[face.crop for face in detector.detect(image)] or [image] for image in images]
-    pixels = [classifier.processor(c, return_tensors="pt")["pixel_values"] for c in crops]
+    processor = AutoImageProcessor.from_pretrained(args.model)
+    pixels = [processor(c, return_tensors="pt")["pixel_values"] for c in crops]
 
     def baseline(i):
         detector.boxes([images[i]])

@@ -93,10 +93,12 @@ class Ours:
     """The app's analyser, loaded once, with every stage's function wrapped in a timer."""
 
     def __init__(self, args: argparse.Namespace, paths: list[Path]):
-        import torch
         from PIL import Image
 
-        torch.set_num_threads(args.threads)  # before loading: the ONNX Runtime sessions take torch's thread count
+        if args.backend == "torch":
+            import torch
+
+            torch.set_num_threads(args.threads)
         from genderage.data.images import ImageRejected, open_rgb
         from genderage.serving import faces
         from genderage.serving.analysis import FaceAnalyzer
@@ -108,8 +110,8 @@ class Ours:
                 self.photos.append(open_rgb(path)[0])
             except ImageRejected:
                 pass
-        self.classifier = GenderAgeClassifier.from_pretrained(args.model, backend=args.backend)
-        detector = faces.FaceDetector(first=args.detector)
+        self.classifier = GenderAgeClassifier.from_pretrained(args.model, backend=args.backend, threads=args.threads)
+        detector = faces.FaceDetector(first=args.detector, threads=args.threads)
         self.analyzer = FaceAnalyzer(self.classifier, detector)
         for i in range(WARMUP):
             self.analyzer.analyse(self.photos[i % len(self.photos)])
@@ -120,7 +122,8 @@ class Ours:
         faces.crop_face = timed(faces.crop_face, self.totals, "crop_align")
         if self.classifier.numpy_preprocessor is not None:
             self.classifier.numpy_preprocessor = timed(self.classifier.numpy_preprocessor, self.totals, "preprocess")
-        self.classifier.processor = timed(self.classifier.processor, self.totals, "preprocess")
+        if self.classifier.processor is not None:
+            self.classifier.processor = timed(self.classifier.processor, self.totals, "preprocess")
         self.classifier.predict = timed(self.classifier.predict, self.totals, "classify")
 
     def round(self) -> dict:

@@ -217,3 +217,25 @@ def test_face_crops_stay_inside_the_photo_when_they_fit():
     assert crop.getpixel((0, 0)) == crop.getpixel((side - 1, side - 1)) == (200, 150, 100)  # no black border
     small = Image.new("RGB", (100, 60), (200, 150, 100))
     assert crop_face(small, (10, 0, 90, 60)).getpixel((0, 80)) == (0, 0, 0)  # larger than the photo: black border below
+
+
+def test_a_live_frame_is_answered_on_the_fast_path(monkeypatch):
+    """The live webcam's function: the frame comes back with the face boxed and one line per face; a frame without a
+    face is answered by CenterFace alone (MTCNN never looks), and no frame yet says how to start."""
+    import numpy as np
+
+    from genderage.serving.analysis import FaceAnalyzer
+    from genderage.serving.demo import EXAMPLES, LIVE_START, analyse_frame
+    from genderage.serving.faces import FaceDetector
+    from genderage.serving.inference import GenderAgeClassifier
+
+    analyzer = FaceAnalyzer(GenderAgeClassifier.from_pretrained(), FaceDetector())
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 64:576] = np.asarray(Image.open(EXAMPLES / "astronaut.png").convert("RGB").resize((512, 480)))
+    drawn, summary = analyse_frame(analyzer, frame, 0.6)
+    assert drawn.shape == frame.shape and (drawn != frame).any()
+    assert summary.startswith("1 face found.") and "Face 1: gender" in summary
+    monkeypatch.setattr(type(analyzer.detector.mtcnn), "detections", lambda self, images: pytest.fail("MTCNN looked at a live frame"))
+    drawn, summary = analyse_frame(analyzer, np.full((480, 640, 3), 90, np.uint8), 0.6)
+    assert summary == "No face in view." and drawn.shape == (480, 640, 3)
+    assert analyse_frame(analyzer, None, 0.6) == (None, LIVE_START)

@@ -61,7 +61,6 @@ def test_a_rotated_real_photo_is_levelled(first):
     """The astronaut photo (scikit-image, public domain) turned by 20°: the aligned crop's eyes are level again, as
     MTCNN's landmarks (the steadier judge of tilt) see them, whichever detector's landmarks did the levelling."""
     data = pytest.importorskip("skimage.data")
-    pytest.importorskip("facenet_pytorch")
     from genderage.serving.detectors import MTCNN
     from genderage.serving.faces import FaceDetector
 
@@ -86,7 +85,6 @@ def test_a_tight_chip_is_framed_like_the_thorough_pass():
     """MTCNN: a chip whose face touches its edges (like UTKFace's) takes the cheap bordered second look; its box must
     agree with the slow thorough pass (upscaled, bordered) that calibrated the chip framing."""
     data = pytest.importorskip("skimage.data")
-    pytest.importorskip("facenet_pytorch")
     from genderage.serving.detectors import DETECT_BORDER, MIN_DETECT_SIDE, MTCNN, touches_edge
     from genderage.serving.faces import FaceDetector
 
@@ -133,6 +131,53 @@ def test_non_maximum_suppression_keeps_the_best_of_overlapping_boxes():
 
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=float)
     assert non_maximum_suppression(boxes, np.array([0.6, 0.9, 0.7]), 0.3) == [1, 2]
+    # A small box inside a large one: little of their union, all of the smaller box (MTCNN's last suppression).
+    nested = np.array([[0, 0, 99, 99], [10, 10, 29, 29]], dtype=float)
+    assert non_maximum_suppression(nested, np.array([0.9, 0.8]), 0.7) == [0, 1]
+    assert non_maximum_suppression(nested, np.array([0.9, 0.8]), 0.7, overlap="smaller") == [0]
+
+
+@pytest.mark.parametrize("size,target", [((37, 53), (20, 29)), ((12, 12), (24, 24)), ((100, 61), (71, 43)), ((5, 9), (5, 9))])
+def test_area_resampling_equals_torch(size, target):
+    """MTCNN's resampling in numpy is torch's interpolate(mode="area"), down and up."""
+    torch = pytest.importorskip("torch")
+    from genderage.serving.detectors import _area_resize
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 3, *size)).astype(np.float32)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(pixels), size=target, mode="area").numpy()
+    np.testing.assert_allclose(_area_resize(pixels, target), expected, atol=1e-3)
+
+
+def test_mtcnn_on_onnx_runtime_finds_what_facenet_pytorch_finds(astronaut):
+    """The ONNX networks and the numpy cascade against facenet-pytorch's own detect_face (the full install has it):
+    the same faces, boxes and landmarks within a pixel, the same probabilities; on real and on face-free photos."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("facenet_pytorch")
+    from facenet_pytorch import MTCNN as FacenetMTCNN
+    from facenet_pytorch.models.utils.detect_face import detect_face
+
+    from genderage.serving.demo import EXAMPLES
+    from genderage.serving.detectors import MTCNNCascade
+
+    reference, cascade = FacenetMTCNN(), MTCNNCascade()
+    group = Image.new("RGB", (700, 420), (90, 90, 90))
+    group.paste(astronaut.resize((400, 400)), (10, 10))
+    group.paste(astronaut.resize((150, 150)).rotate(15), (480, 200))
+    photos = [astronaut, Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB"), group, Image.open(EXAMPLES / "coffee.png").convert("RGB")]
+    found = 0
+    for photo, min_face in zip(photos, (20, 20, 30, 20)):
+        pixels = np.asarray(photo)
+        with torch.inference_mode():
+            boxes, points = detect_face(pixels[None], min_face, reference.pnet, reference.rnet, reference.onet,
+                                        reference.thresholds, reference.factor, "cpu")
+        expected_boxes, expected_points = np.asarray(boxes[0], np.float64).reshape(-1, 5), np.asarray(points[0], np.float64).reshape(-1, 5, 2)
+        ours_boxes, ours_points = cascade.detect(pixels, min_face)
+        assert len(ours_boxes) == len(expected_boxes)
+        np.testing.assert_allclose(ours_boxes[:, :4], expected_boxes[:, :4], atol=1.0)
+        np.testing.assert_allclose(ours_boxes[:, 4], expected_boxes[:, 4], atol=1e-3)
+        np.testing.assert_allclose(ours_points, expected_points, atol=1.0)
+        found += len(ours_boxes)
+    assert found >= 4  # the astronaut, Grace Hopper and the two faces of the group; none in the coffee cup
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +210,19 @@ def test_mtcnn_is_asked_only_where_centerface_finds_nothing(astronaut, monkeypat
     faces = detector.detections([astronaut, blank])
     assert len(faces[0]) == 1 and faces[1] == []
     assert len(asked) == 1 and asked[0].size == blank.size
+
+
+def test_live_frames_skip_the_thorough_detector(astronaut, monkeypatch):
+    """fallback=False (the app's live video): a frame without a face costs CenterFace's pass only."""
+    from genderage.serving.faces import FaceDetector
+
+    detector = FaceDetector()
+    asked = []
+    monkeypatch.setattr(type(detector.mtcnn), "detections", lambda self, images: asked.extend(images) or [[] for _ in images])
+    blank = Image.new("RGB", (640, 480), (120, 120, 120))
+    assert detector.detections([blank], fallback=False) == [[]] and asked == []
+    assert len(detector.detect(astronaut, fallback=False)) == 1
+    assert detector.detections([blank]) == [[]] and len(asked) == 1  # the default still looks again
 
 
 @pytest.mark.parametrize("first", ["centerface", "mtcnn"])

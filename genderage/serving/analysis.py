@@ -62,15 +62,17 @@ class FaceAnalyzer:
         self.detector = detector
         self.flip = flip
 
-    def analyse(self, image: Image.Image, whole_image: bool = False, flip: bool | None = None) -> tuple[list[AnalysedFace], dict]:
-        """Faces with predictions, and the JSON answer of the API ({"faces": [...], "message": ...})."""
+    def analyse(self, image: Image.Image, whole_image: bool = False, flip: bool | None = None,
+                thorough: bool = True) -> tuple[list[AnalysedFace], dict]:
+        """Faces with predictions, and the JSON answer of the API ({"faces": [...], "message": ...}).
+        `thorough=False` (live video frames) skips the slow second detector where the fast one finds no face."""
         flip = self.flip if flip is None else flip
         if whole_image:
             faces = [AnalysedFace([0, 0, image.width, image.height], None, self.classifier.predict([image], flip)[0], image)]
             return faces, {"faces": [f.to_dict() for f in faces], "message": "Whole image treated as one face."}
         if self.detector.too_small(image):
             return [], {"faces": [], "message": too_small_message(image, self.detector.min_face_size)}
-        detected = self.detector.detect(image)
+        detected = self.detector.detect(image, fallback=thorough)
         predictions = self.classifier.predict([face.crop for face in detected], flip) if detected else []
         faces = [AnalysedFace(list(face.box), round(face.confidence, 4), prediction, face.crop)
                  for face, prediction in zip(detected, predictions)]

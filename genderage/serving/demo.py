@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 from gradio_client import handle_file
 from PIL import Image, ImageDraw, ImageFont
 
@@ -25,33 +25,19 @@ PREDICT_DESCRIPTION = ("Every face in one photo (a file: JPEG, PNG, WebP, GIF, .
                        "cropped face). A file that is not a usable photo gets no faces and a message saying why.")
 NO_PHOTO_YET = "No photo yet: upload one or click an example. A photo is analysed as soon as it arrives."
 PREDICT_BATCH_DESCRIPTION = "Several photos in one call: a list of /predict answers, in the same order."
+# The browser sends a live frame this often at most; while one is being answered it sends none, so a slow machine
+# skips frames instead of queueing them (Gradio's webcam waits while its event is pending).
+LIVE_FRAME_SECONDS = 0.05
+LIVE_TIME_LIMIT = 600  # seconds of live video per start; Start again to go on
+LIVE_START = "Press the record button under the camera to start live answers."
 
 
-def example_images(folder: str | Path | None = None) -> list[str]:
-    """Licence-clean example photos that ship inside installed packages (public domain)."""
-    folder = Path(folder or Path(tempfile.gettempdir()) / "genderage_examples")
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    try:
-        from skimage import data
+EXAMPLES = Path(__file__).parent / "examples"  # public domain / CC0: examples/SOURCES.md
 
-        for name, image in (("astronaut.png", data.astronaut()), ("coffee.png", data.coffee())):
-            if not (folder / name).exists():
-                Image.fromarray(image).save(folder / name)
-            paths.append(str(folder / name))
-    except ImportError:
-        pass
-    try:
-        from matplotlib import cbook
 
-        hopper = folder / "grace_hopper.jpg"
-        if not hopper.exists():
-            with cbook.get_sample_data("grace_hopper.jpg") as handle:
-                hopper.write_bytes(handle.read())
-        paths.insert(1, str(hopper))
-    except (ImportError, OSError):
-        pass
-    return paths
+def example_images() -> list[str]:
+    """The example photos shown under the upload: two portraits and a photo without a face."""
+    return [str(EXAMPLES / name) for name in ("astronaut.png", "grace_hopper.jpg", "coffee.png")]
 
 
 def draw_faces(image: Image.Image, faces) -> Image.Image:
@@ -87,6 +73,18 @@ def describe(answer: dict, uncertain_below: float) -> str:
         age = f" · about {face['age']:.0f} years" if face.get("age") is not None else ""
         rows.append(f"- Face {number}: gender {top(face['gender'])} · age group {top(face['age_group'])}{age}")
     return "\n".join(rows)
+
+
+def analyse_frame(analyzer: FaceAnalyzer, frame: np.ndarray | None, uncertain_below: float) -> tuple[np.ndarray | None, str]:
+    """One live webcam frame: the frame with numbered boxes, and one line per face. Only the fast detector looks
+    (a frame without a face costs a few milliseconds; the next frame follows at once)."""
+    if frame is None:
+        return None, LIVE_START
+    image = Image.fromarray(frame).convert("RGB")
+    faces, answer = analyzer.analyse(image, thorough=False)
+    if not faces:
+        answer["message"] = "No face in view."
+    return np.asarray(draw_faces(image, faces)), describe(answer, uncertain_below)
 
 
 def upload_path(value) -> str | None:
@@ -139,10 +137,12 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         faces_state = gr.State(None)  # None: nothing analysed yet; []: analysed, no face
         with gr.Row():
             with gr.Column():
-                with gr.Tab("Upload"):
+                with gr.Tab("Upload") as upload_tab:
                     upload = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo", elem_id="photo")
-                with gr.Tab("Webcam"):
+                with gr.Tab("Webcam") as webcam_tab:
                     webcam = gr.Image(type="filepath", sources=["webcam"], label="Webcam")
+                with gr.Tab("Live", elem_id="live_tab") as live_tab:
+                    live = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live webcam", elem_id="live")
                 whole_image = gr.Checkbox(label="Whole image is one face (pre-cropped photo)")
                 flip = gr.Checkbox(label="Flip test-time augmentation (slower, slightly more accurate)", value=analyzer.flip)
                 threshold = gr.Slider(0.5, 0.95, value=uncertain_below, step=0.05, label="Say 'uncertain' below this probability")
@@ -151,6 +151,8 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
                     analyse_webcam = gr.Button("Analyse webcam shot")
                 gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)", elem_id="examples")
             with gr.Column():
+                live_faces = gr.Image(label="Live faces", format="jpeg", interactive=False, visible=False, elem_id="live_faces")
+                live_summary = gr.Markdown(visible=False, elem_id="live_summary")
                 annotated = gr.Image(type="pil", label="Faces", format="png", interactive=False, elem_id="faces")
                 summary = gr.Markdown(elem_id="summary")
                 answer_json = gr.JSON(label="Answer (as the API returns it)")
@@ -174,6 +176,15 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         # An upload or a clicked example is answered as soon as it arrives: no second click, and no race with one.
         upload.change(ui_photo_changed, [upload, whole_image, flip, threshold], outputs, api_visibility="private",
                       preprocess=False)
+        # Live: each streamed frame is answered on the fast path; the live answer shows only while its tab is open.
+        live.stream(lambda frame, threshold: analyse_frame(analyzer, frame, threshold), [live, threshold], [live_faces, live_summary],
+                    stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT, show_progress="hidden", api_visibility="private")
+        showing_live = [gr.update(visible=True)] * 2 + [gr.update(visible=False)] * 3
+        showing_photos = [gr.update(visible=False)] * 2 + [gr.update(visible=True)] * 3
+        live_outputs = [live_faces, live_summary, annotated, summary, answer_json]
+        live_tab.select(lambda: showing_live, None, live_outputs, api_visibility="private")
+        for tab in (upload_tab, webcam_tab):
+            tab.select(lambda: showing_photos, None, live_outputs, api_visibility="private")
         send.click(send_feedback, [face_number, true_gender, true_age_group, consent, faces_state], feedback_message,
                    api_name="feedback", api_visibility="undocumented")
 

@@ -1,4 +1,4 @@
-"""The face detectors behind `faces.FaceDetector`: CenterFace (ONNX Runtime, fast) and MTCNN (torch, thorough).
+"""The face detectors behind `faces.FaceDetector`: CenterFace (fast) and MTCNN (thorough), both on ONNX Runtime.
 
 Both return `Detection`s in the photo's own pixels, largest first, with five landmarks (eyes, nose, mouth
 corners, image left to right) and the chip framing calibrated for their boxes (`benchmarks/face_framing.py`).
@@ -141,19 +141,26 @@ def decode_centerface(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray
             for i in non_maximum_suppression(boxes, scores, CENTERFACE_NMS_IOU)]
 
 
-def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
-    """Indices of the boxes kept, best first: each suppresses the lower-scored ones overlapping it by more than `iou`."""
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    order, kept = list(np.argsort(-scores)), []
+def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float, overlap: str = "union") -> list[int]:
+    """Indices of the boxes kept, best first: each suppresses the lower-scored ones overlapping it by more than `iou`.
+
+    overlap: "union" (intersection over union) or "smaller" (intersection over the smaller box, areas counted in
+    whole pixels: MTCNN's last step).
+    """
+    extra = 1.0 if overlap == "smaller" else 0.0
+    areas = (boxes[:, 2] - boxes[:, 0] + extra) * (boxes[:, 3] - boxes[:, 1] + extra)
+    order, kept = list(np.argsort(-scores, kind="stable")), []
     while order:
         best, rest = order[0], np.array(order[1:], dtype=int)
         kept.append(int(best))
         if not len(rest):
             break
-        width = np.clip(np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]), 0, None)
-        height = np.clip(np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]), 0, None)
-        overlap = width * height / (areas[best] + areas[rest] - width * height)
-        order = list(rest[overlap <= iou])
+        width = np.clip(np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]) + extra, 0, None)
+        height = np.clip(np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]) + extra, 0, None)
+        shared = width * height
+        union = areas[rest] + areas[best] - shared
+        measure = shared / (np.minimum(areas[best], areas[rest]) if overlap == "smaller" else union)
+        order = list(rest[measure <= iou])
     return kept
 
 
@@ -164,7 +171,6 @@ def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -
 DETECT_BORDER = 0.25
 # In the thorough pass, small photos are upscaled to this longer side: MTCNN misses faces under ~20 px.
 MIN_DETECT_SIDE = 384
-DETECT_BATCH = 16
 
 
 def touches_edge(box: Box, size: tuple[int, int], margin: float = 0.01) -> bool:
@@ -175,16 +181,130 @@ def touches_edge(box: Box, size: tuple[int, int], margin: float = 0.01) -> bool:
     return x0 <= slack or y0 <= slack or x1 >= width - slack or y1 >= height - slack
 
 
+# MTCNN's networks as ONNX files (`python export_onnx.py --mtcnn`), from facenet-pytorch 2.6.0 (MIT): weights/LICENSE.md.
+MTCNN_WEIGHTS = Path(__file__).parent / "weights"
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)  # face probability each stage needs (facenet-pytorch's defaults)
+MTCNN_PYRAMID_FACTOR = 0.709
+
+
+class MTCNNCascade:
+    """MTCNN's three stages (Zhang et al. 2016) in numpy around its three networks on ONNX Runtime, step for step as
+    facenet-pytorch's `detect_face`: the same pyramid, area resampling, thresholds, box regression and suppressions."""
+
+    def __init__(self, threads: int | None = None):
+        from .inference import onnx_session
+
+        self.pnet, self.rnet, self.onet = (onnx_session(MTCNN_WEIGHTS / f"{name}.onnx", threads) for name in ("pnet", "rnet", "onet"))
+
+    def detect(self, pixels: np.ndarray, min_face: float) -> tuple[np.ndarray, np.ndarray]:
+        """Faces in one RGB photo (height, width, 3) of at least `min_face` px: boxes (n, 5: x0, y0, x1, y1,
+        probability) and landmarks (n, 5, 2: eyes, nose, mouth corners as x, y)."""
+        image = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+        points = np.zeros((0, 5, 2), np.float32)
+        # Stage 1: proposals from PNet over the image pyramid, moved by their regression and made square.
+        boxes = self._proposals(image, min_face)
+        if len(boxes):
+            width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+            moved = boxes[:, :4] + boxes[:, 5:9] * np.stack([width, height, width, height], axis=1)
+            boxes = _square(np.concatenate([moved, boxes[:, 4:5]], axis=1))
+        # Stage 2: RNet rescores and regresses each proposal.
+        if len(boxes):
+            boxes, (regression, probabilities) = self._run(self.rnet, image, boxes, 24)
+            passed = probabilities[:, 1] > MTCNN_THRESHOLDS[1]
+            boxes = np.concatenate([boxes[passed, :4], probabilities[passed, 1:2]], axis=1)
+            pick = non_maximum_suppression(boxes[:, :4], boxes[:, 4], 0.7)
+            boxes = _square(_regress(boxes[pick], regression[passed][pick]))
+        # Stage 3: ONet gives the final score, box and five landmarks.
+        if len(boxes):
+            boxes, (regression, landmarks, probabilities) = self._run(self.onet, image, boxes, 48)
+            passed = probabilities[:, 1] > MTCNN_THRESHOLDS[2]
+            boxes, regression, landmarks = boxes[passed], regression[passed], landmarks[passed]
+            boxes = np.concatenate([boxes[:, :4], probabilities[passed, 1:2]], axis=1)
+            width, height = boxes[:, 2:3] - boxes[:, 0:1] + 1, boxes[:, 3:4] - boxes[:, 1:2] + 1
+            points = np.stack([width * landmarks[:, :5] + boxes[:, 0:1] - 1, height * landmarks[:, 5:] + boxes[:, 1:2] - 1], axis=2)
+            boxes = _regress(boxes, regression)
+            pick = non_maximum_suppression(boxes[:, :4], boxes[:, 4], 0.7, overlap="smaller")
+            boxes, points = boxes[pick], points[pick]
+        return boxes, points
+
+    def _proposals(self, image: np.ndarray, min_face: float) -> np.ndarray:
+        """PNet over the image pyramid: rows of (x0, y0, x1, y1, probability, 4 box regressions)."""
+        height, width = image.shape[2:]
+        scale, shorter, found = 12.0 / min_face, min(height, width) * 12.0 / min_face, []
+        while shorter >= 12:
+            resized = _area_resize(image, (int(height * scale + 1), int(width * scale + 1)))
+            regression, probabilities = self.pnet.run(None, {"images": _normalise(resized)})
+            candidates = _pnet_boxes(regression[0], probabilities[0, 1], scale, MTCNN_THRESHOLDS[0])
+            found.append(candidates[non_maximum_suppression(candidates[:, :4], candidates[:, 4], 0.5)])
+            scale, shorter = scale * MTCNN_PYRAMID_FACTOR, shorter * MTCNN_PYRAMID_FACTOR
+        boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
+        return boxes[non_maximum_suppression(boxes[:, :4], boxes[:, 4], 0.7)]
+
+    @staticmethod
+    def _run(network, image: np.ndarray, boxes: np.ndarray, side: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The boxes whose region holds pixels, and `network`'s outputs on those regions resampled to `side` px."""
+        height, width = image.shape[2:]
+        corners = np.trunc(boxes[:, :4]).astype(int)
+        x0, y0 = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
+        x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
+        kept = np.nonzero((x1 > x0) & (y1 > y0))[0]
+        crops = np.concatenate([_area_resize(image[:, :, y0[k]:y1[k], x0[k]:x1[k]], (side, side)) for k in kept]) if len(kept) else \
+            np.zeros((0, 3, side, side), np.float32)
+        return boxes[kept], network.run(None, {"images": _normalise(crops)})
+
+
+def _pnet_boxes(regression: np.ndarray, probabilities: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """PNet's 12 px cells (stride 2) over `threshold`, in the photo's pixels: (x0, y0, x1, y1, probability, 4 regressions)."""
+    rows, cols = np.nonzero(probabilities >= threshold)
+    corner = np.stack([cols, rows], axis=1).astype(np.float32)
+    scale = np.float32(scale)
+    return np.concatenate([np.floor((2 * corner + 1) / scale), np.floor((2 * corner + 12) / scale),
+                           probabilities[rows, cols, None], regression[:, rows, cols].T], axis=1).astype(np.float32)
+
+
+def _regress(boxes: np.ndarray, regression: np.ndarray) -> np.ndarray:
+    """Boxes (x0, y0, x1, y1, score) moved by a network's regression, in units of the box's inclusive size."""
+    size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1] * 2, axis=1)
+    return np.concatenate([boxes[:, :4] + regression * size, boxes[:, 4:]], axis=1)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Each box grown to a square around its centre (its longer side)."""
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(width, height)
+    x0, y0 = boxes[:, 0] + width * 0.5 - side * 0.5, boxes[:, 1] + height * 0.5 - side * 0.5
+    return np.concatenate([np.stack([x0, y0, x0 + side, y0 + side], axis=1), boxes[:, 4:]], axis=1)
+
+
+def _normalise(pixels: np.ndarray) -> np.ndarray:
+    return ((pixels - 127.5) * 0.0078125).astype(np.float32)
+
+
+def _area_resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """torch's interpolate(mode="area") (adaptive average pooling) of (batch, channels, height, width) to `size`."""
+    return _adaptive_mean(_adaptive_mean(images, 2, size[0]), 3, size[1])
+
+
+def _adaptive_mean(values: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """Output cell i averages input cells floor(i n / length) to ceil((i + 1) n / length) along `axis`."""
+    n = values.shape[axis]
+    cells = np.arange(length)
+    start, end = cells * n // length, -(-(cells + 1) * n // length)
+    totals = np.cumsum(values, axis=axis, dtype=np.float64)
+    totals = np.concatenate([np.zeros_like(np.take(totals, [0], axis=axis)), totals], axis=axis)
+    shape = [1] * values.ndim
+    shape[axis] = length
+    sums = np.take(totals, end, axis=axis) - np.take(totals, start, axis=axis)
+    return (sums / (end - start).reshape(shape)).astype(np.float32)
+
+
 class MTCNN:
-    """MTCNN from facenet-pytorch (its weights ship in the wheel): a fast pass, then thorough ones where needed."""
+    """MTCNN (its networks on ONNX Runtime): a fast pass, then thorough ones where needed."""
 
-    def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, device: str = "cpu", threads: int | None = None):
-        from facenet_pytorch import MTCNN as _Networks
-
-        self.networks = _Networks(keep_all=True, min_face_size=min_face_size, device=device)
+    def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, threads: int | None = None):
+        self.networks = MTCNNCascade(threads)
         self.min_confidence = min_confidence
         self.min_face_size = min_face_size
-        self.threads = threads
 
     def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
         """Every face per image, in the image's own pixels, largest first.
@@ -208,43 +328,16 @@ class MTCNN:
 
     def _pass(self, images: list[Image.Image], min_side: int = 0, border: float = 0.0, min_face: float | None = None) -> list[list[Detection]]:
         """One MTCNN pass: photos upscaled to `min_side`, framed by a black `border`, looking for faces of at least
-        `min_face` px (the pyramid, and so the cost, shrinks with it); same-size photos share a batch."""
-        import torch
-
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.size, []).append(index)
-        # Bounded batches: MTCNN's memory grows with the batch, and a dataset may hold thousands of one size.
-        chunks = [(size, same[start : start + DETECT_BATCH]) for size, same in by_size.items() for start in range(0, len(same), DETECT_BATCH)]
-        results: list = [None] * len(images)
-        process_threads = torch.get_num_threads()
-        if self.threads:  # torch's thread count is per process: set it for this pass only
-            torch.set_num_threads(self.threads)
-        try:
-            for size, indices in chunks:
-                scale = max(1.0, min_side / max(size))
-                pad = round(border * max(size) * scale)
-                # The smallest face looked for, in the detection image's pixels: upscaling exists to find faces under it.
-                minimum = min_face * scale if min_face else self.min_face_size
-                found = self._detect([self._bordered(images[i], scale, pad) for i in indices], minimum)
-                for i, (boxes, points) in zip(indices, found):
-                    results[i] = self._keep(boxes, points, offset=pad, scale=scale)
-        finally:
-            if self.threads:
-                torch.set_num_threads(process_threads)
+        `min_face` px (the pyramid, and so the cost, shrinks with it)."""
+        results = []
+        for image in images:
+            scale = max(1.0, min_side / max(image.size))
+            pad = round(border * max(image.size) * scale)
+            # The smallest face looked for, in the detection image's pixels: upscaling exists to find faces under it.
+            minimum = min_face * scale if min_face else self.min_face_size
+            boxes, points = self.networks.detect(np.asarray(self._bordered(image, scale, pad)), minimum)
+            results.append(self._keep(boxes, points, offset=pad, scale=scale))
         return results
-
-    def _detect(self, batch: list[Image.Image], min_face: float) -> list[tuple]:
-        """facenet-pytorch's detect_face, called directly with a per-call minimum face size (the shared networks stay
-        untouched, so one detector serves concurrent requests): (boxes, landmarks) per photo."""
-        import torch
-        from facenet_pytorch.models.utils.detect_face import detect_face
-
-        networks = self.networks
-        with torch.inference_mode():
-            boxes, points = detect_face(np.stack([np.asarray(image) for image in batch]), min_face, networks.pnet, networks.rnet,
-                                        networks.onet, networks.thresholds, networks.factor, networks.device)
-        return list(zip(boxes, points))
 
     @staticmethod
     def _bordered(image: Image.Image, scale: float, pad: int) -> Image.Image:

@@ -70,22 +70,20 @@ class FaceDetector:
     """Faces, largest first: CenterFace (ONNX Runtime, a few ms a photo) first; MTCNN's thorough passes only for
     photos where CenterFace finds nothing. `first="mtcnn"` makes MTCNN the only detector (its earlier behaviour)."""
 
-    def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, device: str = "cpu", first: str = "centerface",
+    def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, first: str = "centerface",
                  centerface_threshold: float = CENTERFACE_THRESHOLD, threads: int | None = None):
         """
         Args:
             min_confidence: MTCNN's face probability needed to report a face (0-1).
             min_face_size: the smallest face looked for, in pixels; a smaller image is answered 'no face' at once.
-            device: where MTCNN runs ("cpu", "cuda").
             first: "centerface" (default) or "mtcnn" (MTCNN alone: slower, the detector of earlier releases).
             centerface_threshold: CenterFace's heatmap peak needed to report a face (0-1).
-            threads: CPU threads for both detectors (default: torch's setting); 1 in worker processes.
+            threads: CPU threads for both detectors (default: `inference.default_threads()`); 1 in worker processes.
         """
         if first not in ("centerface", "mtcnn"):
             raise ValueError(f"first={first!r}: use 'centerface' or 'mtcnn'")
         self.min_confidence = min_confidence
         self.min_face_size = min_face_size
-        self.device = device
         self.threads = threads
         self.centerface = CenterFace(min_face_size, centerface_threshold, threads) if first == "centerface" else None
         self._mtcnn: MTCNN | None = None
@@ -94,18 +92,20 @@ class FaceDetector:
     def mtcnn(self) -> MTCNN:
         """Loaded on first need: most photos never need it."""
         if self._mtcnn is None:
-            self._mtcnn = MTCNN(self.min_confidence, self.min_face_size, self.device, self.threads)
+            self._mtcnn = MTCNN(self.min_confidence, self.min_face_size, self.threads)
         return self._mtcnn
 
     def too_small(self, image: Image.Image) -> bool:
         """Whether the photo is smaller than the smallest face looked for, so it cannot hold one."""
         return min(image.size) < self.min_face_size
 
-    def detections(self, images: list[Image.Image]) -> list[list[Detection]]:
-        """Every face per image, in the image's own pixels, largest first; none in an image too small to hold one."""
+    def detections(self, images: list[Image.Image], fallback: bool = True) -> list[list[Detection]]:
+        """Every face per image, in the image's own pixels, largest first; none in an image too small to hold one.
+        `fallback=False` skips MTCNN's thorough look where CenterFace finds nothing (live video: the next frame is near)."""
         images = [to_rgb(image) for image in images]
         results = [[] if self.too_small(image) or self.centerface is None else self.centerface(image) for image in images]
-        missing = [i for i, image in enumerate(images) if not results[i] and not self.too_small(image)]
+        missing = [i for i, image in enumerate(images) if not results[i] and not self.too_small(image)
+                   and (fallback or self.centerface is None)]
         for i, faces in zip(missing, self.mtcnn.detections([images[i] for i in missing]) if missing else []):
             results[i] = faces
         return results
@@ -114,14 +114,14 @@ class FaceDetector:
         """(box, confidence) per face per image, largest first."""
         return [[(d.box, d.confidence) for d in faces] for faces in self.detections(images)]
 
-    def detect(self, image: Image.Image) -> list[Face]:
+    def detect(self, image: Image.Image, fallback: bool = True) -> list[Face]:
         """Every face in `image`, largest first, each with its aligned training-style crop. The box reported is
         clipped to the photo (a face cut by the edge keeps its whole extent for the crop's framing)."""
         image = to_rgb(image)
         width, height = image.size
         return [Face((max(0, round(d.box[0])), max(0, round(d.box[1])), min(width, round(d.box[2])), min(height, round(d.box[3]))),
                      d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
-                for d in self.detections([image])[0]]
+                for d in self.detections([image], fallback)[0]]
 
     def largest_crops(self, images: list[Image.Image]) -> list[Image.Image | None]:
         """The aligned crop of each image's largest face (None where none is found): training data and benchmarks."""

@@ -92,12 +92,12 @@ def csv_row(row: dict) -> dict:
 class PhotoPredictor:
     """The detector and the classifier of one process; turns a chunk of photo paths into rows."""
 
-    def __init__(self, model: str, backend: str = "auto", flip: bool = False):
+    def __init__(self, model: str, backend: str = "auto", flip: bool = False, threads: int | None = None):
         from .faces import FaceDetector
         from .inference import GenderAgeClassifier
 
-        self.classifier = GenderAgeClassifier.from_pretrained(model, backend=backend)
-        self.detector = FaceDetector()
+        self.classifier = GenderAgeClassifier.from_pretrained(model, backend=backend, threads=threads)
+        self.detector = FaceDetector(threads=threads)
         self.flip = flip
 
     def rows(self, files: list[str]) -> list[list[dict]]:
@@ -132,11 +132,9 @@ _worker: PhotoPredictor | None = None
 
 def _init_worker(model: str, backend: str, flip: bool) -> None:
     global _worker
-    os.environ["OMP_NUM_THREADS"] = "1"  # one core per worker: N workers fill N cores without oversubscription
-    import torch
-
-    torch.set_num_threads(1)  # before loading: the ONNX Runtime session takes torch's thread count
-    _worker = PhotoPredictor(model, backend, flip)
+    # One core per worker: N workers fill N cores without oversubscription (torch, where it runs, reads this too).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _worker = PhotoPredictor(model, backend, flip, threads=1)
 
 
 def _work(files: list[str]) -> tuple[list[str], list[list[dict]]]:
@@ -167,6 +165,11 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
         pool, results = None, iter(())
         if workers > 1 and len(chunks) > 1:
             import multiprocessing
+
+            from .inference import GenderAgeClassifier
+
+            # Loaded here once first: a model that cannot load is one clear error, not a pool of failing workers.
+            GenderAgeClassifier.from_pretrained(model, backend=backend, threads=1)
 
             # spawn, not fork: a forked copy of a process with live thread pools can deadlock
             pool = multiprocessing.get_context("spawn").Pool(min(workers, len(chunks)), _init_worker, (model, backend, flip))

@@ -3,13 +3,16 @@
 Used with ONNX Runtime (the app, `predict.py`), where the processor's own call costs more than the resize and the
 tensors would go back to numpy anyway. Only transforms whose every step is known are taken over (`NumpyPreprocessor.from_processor` returns None
 otherwise, and the processor itself is used): a timm wrapper's, and a fixed-size resize like ViTImageProcessor's
-(the face-pretrained ResNet's). tests/test_preprocess.py checks they agree: exactly for timm's; ViTImageProcessor
+(the face-pretrained ResNet's). `from_config` reads the same from a model folder's JSON files, without transformers or
+timm (the light serving install). tests/test_preprocess.py checks they agree: exactly for timm's; ViTImageProcessor
 resizes with torchvision, which rounds a few pixels differently from PIL, by one grey level at most.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 from PIL import Image
@@ -50,6 +53,36 @@ class NumpyPreprocessor:
         shorter = resize.size if isinstance(resize.size, int) else resize.size[0]
         return cls(resample, tuple(map(float, normalize.mean)), tuple(map(float, normalize.std)), shorter_side=shorter,
                    crop=tuple(crop.size))
+
+    @classmethod
+    def from_config(cls, preprocessing: dict, config: dict | None = None) -> NumpyPreprocessor | None:
+        """The same from a model folder's preprocessor_config.json (and config.json, where a timm model keeps its
+        `pretrained_cfg`), without loading transformers; None for a processor whose steps it does not know."""
+        kind = preprocessing.get("image_processor_type")
+        if kind == "ViTImageProcessor":
+            size = preprocessing.get("size") or {}
+            known = all(preprocessing.get(key, True) for key in ("do_resize", "do_rescale", "do_normalize"))
+            if not known or abs(preprocessing.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-9 or not (size.get("height") and size.get("width")):
+                return None
+            return cls(Image.Resampling(int(preprocessing.get("resample", Image.Resampling.BILINEAR))),
+                       tuple(map(float, preprocessing.get("image_mean", (0.5,) * 3))), tuple(map(float, preprocessing.get("image_std", (0.5,) * 3))),
+                       shorter_side=None, crop=(size["height"], size["width"]))
+        if kind == "TimmWrapperImageProcessor":
+            return cls._from_timm(preprocessing.get("pretrained_cfg") or (config or {}).get("pretrained_cfg") or {})
+        return None
+
+    @classmethod
+    def _from_timm(cls, pretrained_cfg: dict) -> NumpyPreprocessor | None:
+        """timm's evaluation transform (`transforms_imagenet_eval`, centre mode): the shorter side resized to
+        floor(size / crop_pct), a centre crop to the input size, normalised."""
+        _, height, width = pretrained_cfg.get("input_size", (3, 224, 224))
+        resample = _RESAMPLE.get(pretrained_cfg.get("interpolation", "bilinear"))
+        if height != width or pretrained_cfg.get("crop_mode", "center") != "center" or resample is None:
+            return None
+        crop_pct = pretrained_cfg.get("crop_pct") or 0.875  # timm's DEFAULT_CROP_PCT
+        mean, std = pretrained_cfg.get("mean", (0.485, 0.456, 0.406)), pretrained_cfg.get("std", (0.229, 0.224, 0.225))
+        return cls(resample, tuple(map(float, mean)), tuple(map(float, std)), shorter_side=math.floor(height / crop_pct),
+                   crop=(height, width))
 
     @classmethod
     def _from_fixed_size(cls, processor) -> NumpyPreprocessor | None:

