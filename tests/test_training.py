@@ -122,3 +122,75 @@ def test_card_names_the_sampling_strata():
     assert "× race" in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=True))
     assert "race" not in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=False))
     assert sampling_text(SimpleNamespace(balance_sampling=0, balance_by_race=True)) == "natural frequencies"
+
+
+def test_random_framing_zooms_out_with_black_and_shifts():
+    import torch
+
+    from genderage.training.transforms import RandomFraming
+
+    white = torch.full((3, 40, 40), 255, dtype=torch.uint8)
+    wide = RandomFraming(1.0, scale=(1.4, 1.4), shift=0.0)(white)
+    assert wide.shape == white.shape
+    assert wide[:, 0, :].max() == 0 and wide[:, :, -1].max() == 0 and wide[:, 20, 20].min() == 255  # padded black around
+    assert RandomFraming(1.0, scale=(0.9, 0.9), shift=0.0)(white).min() == 255  # zoomed in: photo only
+    torch.manual_seed(0)
+    shifted = [RandomFraming(1.0, scale=(1.0, 1.0), shift=0.2)(white) for _ in range(8)]
+    assert any(image.min() == 0 for image in shifted)  # off-centre frames reach past an edge
+    assert torch.equal(RandomFraming(0.0)(white), white)
+
+
+def test_symmetric_kl_is_zero_for_equal_answers_and_symmetric():
+    import torch
+
+    from genderage.training.trainer import symmetric_kl
+
+    a, b = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[0.0, 1.0, 0.5]])
+    assert symmetric_kl(a, a).item() == pytest.approx(0.0, abs=1e-7)
+    assert symmetric_kl(a, b).item() > 0.1 and symmetric_kl(a, b).item() == pytest.approx(symmetric_kl(b, a).item())
+
+
+def test_mirror_pairs_come_with_each_training_image():
+    from PIL import ImageOps
+
+    from genderage.training.trainer import collate, make_batch_transform
+
+    image = random_image(3, size=32)
+    batch = make_batch_transform(lambda im: __import__("torch").tensor(np.asarray(im)), "gender", True, mirror_pairs=True)(
+        {"image": [image], "gender": [1], "age_group": [3]})
+    assert np.array_equal(batch["pair_pixel_values"][0].numpy(), np.asarray(ImageOps.mirror(image)))
+    assert collate([{k: v[0] for k, v in batch.items()}])["pair_pixel_values"].shape == (1, 32, 32, 3)
+
+
+def test_consistency_and_l2sp_terms_are_in_the_loss(data_dir, tmp_path):
+    """The loss with both terms is the cross-entropy plus w × symmetric KL of the two views plus l2sp/2 × the squared
+    distance of the backbone from its starting weights (0 until the weights move)."""
+    import torch
+
+    from genderage.training.trainer import build_trainer, symmetric_kl
+
+    args = parse_config(["--config", TINY, "--data_dir", str(data_dir), "--output_dir", str(tmp_path), "--consistency_weight", "2",
+                         "--l2sp_weight", "0.5", "--framing", "1"])
+    trainer = build_trainer(*args)[0]
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["pair_pixel_values"].shape == batch["pixel_values"].shape
+    model = trainer.model.train()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, dict(batch))
+        both = model(pixel_values=torch.cat([batch["pixel_values"], batch["pair_pixel_values"]])).logits
+        cross_entropy = torch.nn.functional.cross_entropy(both, batch["labels"].repeat(2))
+        assert loss.item() == pytest.approx((cross_entropy + 2 * symmetric_kl(*both.chunk(2))).item(), rel=1e-4)
+        name, anchor = next(iter(trainer.l2sp_anchor.items()))
+        dict(model.named_parameters())[name].add_(0.1)  # move one backbone tensor by 0.1 everywhere
+        moved = trainer.compute_loss(model, dict(batch))
+    # The moved tensor also changes the logits; the penalty alone is 0.5 × 0.5 × 0.01 × its size.
+    with torch.no_grad():
+        both = model(pixel_values=torch.cat([batch["pixel_values"], batch["pair_pixel_values"]])).logits
+        expected = torch.nn.functional.cross_entropy(both, batch["labels"].repeat(2)) + 2 * symmetric_kl(*both.chunk(2))
+    assert moved.item() == pytest.approx(expected.item() + 0.25 * 0.01 * anchor.numel(), rel=1e-4)
+
+
+def test_validation_is_reported_per_source_each_epoch(joint_run):
+    state = json.loads(next(joint_run.glob("checkpoint-*/trainer_state.json")).read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_gender_accuracy" in entry]
+    assert evaluations and "eval_gender_accuracy/source=utkface" in evaluations[-1]

@@ -57,15 +57,21 @@ class DataArguments:
     blur: float = field(default=0.0, metadata={"help": "Probability of a Gaussian blur (sigma 0.1-1.5 px)."})
     downscale: float = field(default=0.0, metadata={"help": "Probability of a downscale to 25-75 percent of the size and back up (small, soft faces)."})
     jpeg: float = field(default=0.0, metadata={"help": "Probability of JPEG re-compression at quality 30-90."})
+    # Framing like other tools' crops: zoomed out (black where the frame leaves the photo) and off-centre.
+    framing: float = field(default=0.0, metadata={"help": "Probability of a re-framed crop: scaled 0.9 to framing_scale times the chip, shifted up to framing_shift of its side."})
+    framing_scale: float = field(default=1.4, metadata={"help": "Largest re-framing scale (1.4 = a crop 40 percent wider than the chip, padded black)."})
+    framing_shift: float = field(default=0.1, metadata={"help": "Largest re-framing shift, as a fraction of the chip's side."})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"--task {self.task!r} is not one of {TASKS}")
-        for name in ("hflip", "grayscale", "blur", "downscale", "jpeg"):
+        for name in ("hflip", "grayscale", "blur", "downscale", "jpeg", "framing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name} is a probability between 0 and 1, got {getattr(self, name)}")
         if not 0 <= self.aspect_jitter < 1:
             raise ValueError(f"--aspect_jitter must be in [0, 1), got {self.aspect_jitter}")
+        if self.framing_scale < 0.9 or not 0 <= self.framing_shift < 0.5:
+            raise ValueError(f"--framing_scale must be at least 0.9 and --framing_shift in [0, 0.5), got {self.framing_scale}, {self.framing_shift}")
 
 
 @dataclass
@@ -84,6 +90,17 @@ class TrainArguments(TrainingArguments):
         default=False,
         metadata={"help": "With balance_sampling: strata are also split by race where a source labels it (UTKFace does), "
                           "so under-represented groups are seen more often."},
+    )
+    consistency_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a consistency term: each training face also goes in as its mirror image under its own "
+                          "random framing, and the symmetric KL divergence between the two answers is added to the loss "
+                          "(0 = off; doubles the images per step)."},
+    )
+    l2sp_weight: float = field(
+        default=0.0,
+        metadata={"help": "L2-SP: weight of the squared distance of the backbone's weights from where training started "
+                          "(the pretrained network), which keeps fine-tuning from forgetting it (0 = off)."},
     )
     early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})

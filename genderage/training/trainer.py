@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import ImageOps
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -60,23 +61,36 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     return build_transformers_model(model_args.model_name_or_path, labels, model_args.image_size)
 
 
-def make_batch_transform(image_transform, task: str, per_image: bool):
-    """A `set_transform` function: images → pixel_values, label columns → labels."""
+def make_batch_transform(image_transform, task: str, per_image: bool, mirror_pairs: bool = False):
+    """A `set_transform` function: images → pixel_values, label columns → labels. With `mirror_pairs`, each image's
+    mirror image, augmented on its own draw, comes along as pair_pixel_values (for the consistency term)."""
 
     def transform(batch: dict) -> dict:
         images = [image.convert("RGB") for image in batch["image"]]
         pixels = [image_transform(image) for image in images] if per_image else list(image_transform(images))
         labels = [task_label(task, g, a) for g, a in zip(batch["gender"], batch["age_group"])]
-        return {"pixel_values": pixels, "labels": labels}
+        columns = {"pixel_values": pixels, "labels": labels}
+        if mirror_pairs:
+            columns["pair_pixel_values"] = [image_transform(ImageOps.mirror(image)) for image in images]
+        return columns
 
     return transform
 
 
 def collate(examples: list[dict]) -> dict:
-    return {
+    batch = {
         "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
         "labels": torch.tensor([example["labels"] for example in examples]),
     }
+    if "pair_pixel_values" in examples[0]:
+        batch["pair_pixel_values"] = torch.stack([example["pair_pixel_values"] for example in examples])
+    return batch
+
+
+def symmetric_kl(logits: torch.Tensor, other_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of (KL(p || q) + KL(q || p)) / 2 between the two answers' softmax distributions."""
+    log_p, log_q = logits.float().log_softmax(-1), other_logits.float().log_softmax(-1)
+    return 0.5 * ((log_p.exp() * (log_p - log_q)).sum(-1) + (log_q.exp() * (log_q - log_p)).sum(-1)).mean()
 
 
 class FreezeBackbone(TrainerCallback):
@@ -104,11 +118,16 @@ class EpochTimer(TrainerCallback):
 
 
 class GenderAgeTrainer(Trainer):
-    """Trainer with a separate backbone learning rate and optional class-weighted loss."""
+    """Trainer with a separate backbone learning rate, optional class-weighted loss, a mirror-and-framing consistency
+    term and an L2-SP pull of the backbone towards its starting weights."""
 
     def __init__(self, *args, class_weights: torch.Tensor | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        # L2-SP's anchor: the backbone as training starts (the pretrained network), on the model's device.
+        head = head_parameter_names(self.model)
+        self.l2sp_anchor = {name: p.detach().clone() for name, p in self.model.named_parameters()
+                            if name not in head} if self.args.l2sp_weight > 0 else {}
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.args.backbone_lr_scale != 1.0:
@@ -134,14 +153,22 @@ class GenderAgeTrainer(Trainer):
         return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.class_weights is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        pair = inputs.pop("pair_pixel_values", None)
+        if pair is not None:  # one forward over both views, so BatchNorm sees them together
+            inputs = {**inputs, "pixel_values": torch.cat([inputs["pixel_values"], pair]), "labels": inputs["labels"].repeat(2)}
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = torch.nn.functional.cross_entropy(
-            outputs.logits.float(), labels, weight=self.class_weights.to(outputs.logits.device),
-            label_smoothing=self.args.label_smoothing_factor,
-        )
+        weight = None if self.class_weights is None else self.class_weights.to(outputs.logits.device)
+        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weight,
+                                                 label_smoothing=self.args.label_smoothing_factor)
+        if pair is not None:
+            logits, pair_logits = outputs.logits.chunk(2)
+            loss = loss + self.args.consistency_weight * symmetric_kl(logits, pair_logits)
+            outputs.logits = logits
+        if self.l2sp_anchor and model.training:
+            parameters = dict(self.model.named_parameters())
+            distance = sum(((parameters[name] - anchor) ** 2).sum() for name, anchor in self.l2sp_anchor.items())
+            loss = loss + 0.5 * self.args.l2sp_weight * distance
         return (loss, outputs) if return_outputs else loss
 
 
@@ -180,15 +207,21 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
 
     # On-the-fly transforms.
-    dataset["train"].set_transform(make_batch_transform(build_train_transform(processor, data_args), data_args.task, True))
+    mirror_pairs = training_args.consistency_weight > 0
+    dataset["train"].set_transform(make_batch_transform(build_train_transform(processor, data_args), data_args.task, True, mirror_pairs))
     for split in ("validation", "test"):
         dataset[split].set_transform(make_batch_transform(build_eval_transform(processor), data_args.task, False))
 
     # Metric used for checkpoint selection during training.
     metric = evaluate.load(METRIC_MODULE)
+    # Each epoch's figures per source too: the mixture's own validation rewards forgetting what lies beyond it.
+    plain_validation = dataset["validation"].with_format(None)
+    validation_slices = {"source": list(plain_validation["source"])} if "source" in plain_validation.column_names else {}
 
     def compute_metrics(prediction) -> dict:
-        result = metric.compute(predictions=softmax(prediction.predictions), references=prediction.label_ids, task=data_args.task)
+        slices = {column: values for column, values in validation_slices.items() if len(values) == len(prediction.label_ids)}
+        result = metric.compute(predictions=softmax(prediction.predictions), references=prediction.label_ids, task=data_args.task,
+                                slices=slices)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     callbacks = [EpochTimer()]

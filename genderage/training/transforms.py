@@ -37,11 +37,35 @@ class RandomDownscale(torch.nn.Module):
         return v2.functional.resize(small, [height, width], antialias=True)
 
 
+class RandomFraming(torch.nn.Module):
+    """A crop framed as another tool might frame the face: `scale` times the chip's side (above 1 the frame reaches past
+    the photo and is filled black, as people who pad photos to a square do), shifted by up to `shift` of the side,
+    resized back to the chip's size."""
+
+    def __init__(self, p: float, scale: tuple[float, float] = (0.9, 1.4), shift: float = 0.1):
+        super().__init__()
+        self.p, self.scale, self.shift = p, scale, shift
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return image
+        height, width = image.shape[-2:]
+        scale = self.scale[0] + (self.scale[1] - self.scale[0]) * float(torch.rand(()))
+        shift_x, shift_y = (self.shift * (2 * torch.rand(2) - 1)).tolist()
+        crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
+        top = round((height - crop_h) / 2 + shift_y * height)
+        left = round((width - crop_w) / 2 + shift_x * width)
+        # torchvision's crop fills what lies outside the image with zeros (black).
+        framed = v2.functional.crop(image, top, left, crop_h, crop_w)
+        return v2.functional.resize(framed, [height, width], antialias=True)
+
+
 def build_train_transform(processor, args: DataArguments) -> Callable:
     """Augmentation stages (each off at strength 0), then tensor conversion and the processor's normalisation."""
     settings = processor_settings(processor)
     ratio = (1 - args.aspect_jitter, 1 / (1 - args.aspect_jitter))
-    stages = [v2.RandomResizedCrop(settings["size"], scale=(args.scale_min, 1.0), ratio=ratio, antialias=True)]
+    stages = [RandomFraming(args.framing, (0.9, args.framing_scale), args.framing_shift)] if args.framing > 0 else []
+    stages += [v2.RandomResizedCrop(settings["size"], scale=(args.scale_min, 1.0), ratio=ratio, antialias=True)]
     if args.hflip > 0:
         stages.append(v2.RandomHorizontalFlip(p=args.hflip))
     if args.rotation > 0 or args.translate > 0:
