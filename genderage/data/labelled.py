@@ -55,3 +55,27 @@ def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
         result.rows.append({"gender": record.gender, "age_group": record.age_group, "age": record.age,
                             "race": record.race, "source": record.source})
     return result
+
+
+def originals_of_prepared(data_dir: str, split: str, source: str | None = None, limit: int | None = None) -> LabelledImages:
+    """The original photos behind a prepared split (its metadata's source_path, as prepare_dataset.py read them):
+    measuring through the app's detect path on them, not on the chips prepare cut. Missing files are skipped."""
+    import json
+    from pathlib import Path
+
+    from .images import ImageRejected, open_rgb
+
+    lines = (Path(data_dir) / split / "metadata.jsonl").read_text().splitlines()
+    rows = [row for row in map(json.loads, lines) if source is None or row["source"] == source]
+    if limit:
+        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    result = LabelledImages()
+    for row in rows:
+        try:
+            image, _ = open_rgb(row["source_path"])
+        except (ImageRejected, OSError) as error:
+            result.skipped.append((row["source_path"], str(error)))
+            continue
+        result.images.append(image)
+        result.rows.append({key: row.get(key) for key in ("gender", "age_group", "age", "race", "source")})
+    return result

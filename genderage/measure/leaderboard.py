@@ -1,0 +1,171 @@
+"""A leaderboard of model folders: each measured on the same test sets through the app's detect-and-crop path, with
+its description, accuracy per set, worst group, stability under a mirror and under another framing, speed and size.
+
+Faces are detected once per test set (and once per mirrored set) and shared by every model, so adding a model costs
+its own inference only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..data.labelled import LabelledImages
+from ..serving.detectors import ChipFraming
+from ..serving.faces import crop_face
+from ..serving.inference import GenderAgeClassifier
+from .accuracy import PathAnswers, measure
+
+# Another tool's framing of the same detection: a crop 1.2x as wide, shifted right by a tenth of its side.
+JITTER_SCALE, JITTER_SHIFT = 1.2, 0.1
+
+
+@dataclass
+class TestSet:
+    """One labelled set with the crops every model sees: the app's, the mirrored photo's, a re-framed one."""
+
+    name: str
+    data: LabelledImages
+    crops: list[Image.Image]
+    found: list[bool]
+    mirrored: list[Image.Image | None]
+    reframed: list[Image.Image | None]
+
+
+def prepare_test_set(name: str, data: LabelledImages, detector) -> TestSet:
+    """Detect once: the largest face's crop of each photo (the photo itself where none is found), of its mirror
+    image, and the same detection framed 1.2x wider and shifted (None where no face)."""
+    crops, found, reframed = [], [], []
+    for image, faces in zip(data.images, detector.detections(data.images)):
+        if not faces:
+            crops.append(image), found.append(False), reframed.append(None)
+            continue
+        face = faces[0]
+        crops.append(crop_face(image, face.box, face.landmarks, face.framing))
+        found.append(True)
+        wider = ChipFraming(face.framing.side * JITTER_SCALE, face.framing.offset_x + JITTER_SHIFT * face.framing.side, face.framing.offset_y)
+        reframed.append(crop_face(image, face.box, face.landmarks, wider))
+    mirrored = [ImageOps.mirror(image) for image in data.images]
+    mirrored_crops = [crop_face(image, faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
+                      for image, faces in zip(mirrored, detector.detections(mirrored))]
+    return TestSet(name, data, crops, found, mirrored_crops, reframed)
+
+
+def describe_model(folder: str | Path) -> dict:
+    """What a model folder says about itself: backbone, initialisation, input size, epochs, size of model.onnx."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    processor = json.loads((folder / "preprocessor_config.json").read_text()) if (folder / "preprocessor_config.json").is_file() else {}
+    card = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
+    if config.get("architecture"):  # a timm wrapper
+        backbone = config["architecture"]
+        size = (config.get("pretrained_cfg") or {}).get("input_size", [None])[-1]
+    else:
+        backbone = f"{config.get('model_type', '?')} {'/'.join(map(str, config.get('hidden_sizes', [])))}".strip()
+        size = (processor.get("size") or {}).get("height") or (processor.get("size") or {}).get("shortest_edge")
+    base = re.search(r"^base_model:\s*(\S+)", card, re.MULTILINE)
+    epochs = re.search(r"Epochs (\d+(?:\.\d+)?)", card)
+    onnx = folder / "model.onnx"
+    return {"model": str(folder), "backbone": backbone, "init": base.group(1) if base else "see its card",
+            "resolution": size, "epochs": float(epochs.group(1)) if epochs else None,
+            "onnx_mb": round(onnx.stat().st_size / 1e6, 1) if onnx.is_file() else None}
+
+
+def _p_female(classifier: GenderAgeClassifier, crops: list[Image.Image | None]) -> np.ndarray:
+    present = [i for i, crop in enumerate(crops) if crop is not None]
+    values = np.full(len(crops), np.nan)
+    if present:
+        values[present] = [p.gender["female"] for p in classifier.predict([crops[i] for i in present])]
+    return values
+
+
+def _p95(deltas: np.ndarray) -> float | None:
+    deltas = deltas[~np.isnan(deltas)]
+    return float(np.percentile(deltas, 95)) if len(deltas) else None
+
+
+def ms_per_face(folder: str | Path, crops: list[Image.Image], count: int = 200) -> float:
+    """The classifier's cost for one face at a time on one thread (ONNX Runtime where the folder has model.onnx)."""
+    classifier = GenderAgeClassifier.from_pretrained(str(folder), threads=1)
+    sample = (crops * (count // max(1, len(crops)) + 1))[:count]
+    for crop in sample[:20]:  # warm-up
+        classifier.probabilities([crop])
+    started = time.perf_counter()
+    for crop in sample:
+        classifier.probabilities([crop])
+    return 1e3 * (time.perf_counter() - started) / len(sample)
+
+
+def model_row(folder: str | Path, sets: list[TestSet], metric) -> dict:
+    """One leaderboard row: the description, then per set gender and age-group accuracy, worst group, |ΔP(female)|
+    p95 under the mirror and under the re-framing; speed last."""
+    classifier = GenderAgeClassifier.from_pretrained(str(folder))
+    row = describe_model(folder) | {"sets": {}}
+    for test_set in sets:
+        predictions = classifier.predict(test_set.crops)
+        result = measure(classifier, test_set.data, metric, answers=PathAnswers(test_set.crops, test_set.found, predictions, True, 1.0))
+        metrics, details = result["metrics"], result["details"]
+        original = np.array([p.gender["female"] if found else np.nan for p, found in zip(predictions, test_set.found)])
+        row["sets"][test_set.name] = {
+            "n": len(test_set.crops), "faces_found": float(np.mean(test_set.found)) if test_set.found else None,
+            "gender_accuracy": metrics.get("gender_accuracy"), "age_group_accuracy": metrics.get("age_group_accuracy"),
+            "worst_group": details.get("worst/gender_accuracy"),
+            "mirror_p95": _p95(np.abs(original - _p_female(classifier, test_set.mirrored))),
+            "reframe_p95": _p95(np.abs(original - _p_female(classifier, test_set.reframed))),
+        }
+    faces = [crop for test_set in sets for crop, found in zip(test_set.crops, test_set.found) if found]
+    row["ms_per_face"] = ms_per_face(folder, faces) if faces else None
+    return row
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per model: description, gender / age group per set, worst group, stability, speed, size."""
+    names = list(rows[0]["sets"]) if rows else []
+
+    def cell(value, form="{:.1%}"):
+        return "–" if value is None else form.format(value)
+
+    header = ["model", "backbone", "init", "px", "epochs"] + [f"{name}: gender / age" for name in names]
+    header += ["worst group", "mirror p95", "reframe p95", "ms/face", "MB"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        sets = row["sets"]
+        mirror = np.nanmax([s["mirror_p95"] if s["mirror_p95"] is not None else np.nan for s in sets.values()]) if sets else None
+        reframe = np.nanmax([s["reframe_p95"] if s["reframe_p95"] is not None else np.nan for s in sets.values()]) if sets else None
+        worst = "; ".join(f"{name}: {s['worst_group']}" for name, s in sets.items() if s["worst_group"])
+        cells = [row["model"], row["backbone"], row["init"], cell(row["resolution"], "{}"), cell(row["epochs"], "{:g}")]
+        cells += [f"{cell(s['gender_accuracy'])} / {cell(s['age_group_accuracy'])}" for s in sets.values()]
+        cells += [worst or "–", cell(mirror, "{:.2f}"), cell(reframe, "{:.2f}"), cell(row["ms_per_face"], "{:.1f}"), cell(row["onnx_mb"], "{}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nmirror p95 and reframe p95: the largest over the sets of the 95th percentile of |ΔP(female)|.\n"
+
+
+def plot(rows: list[dict], path: str | Path) -> None:
+    """Gender accuracy per set (bars) and mirror / re-framing p95 (right panel), one colour per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows[0]["sets"])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [max(2, len(names)), 2]})
+    width = 0.8 / len(rows)
+    for index, row in enumerate(rows):
+        label = Path(row["model"]).name
+        left.bar(np.arange(len(names)) + index * width, [100 * (row["sets"][n]["gender_accuracy"] or 0) for n in names], width, label=label)
+        right.bar(np.arange(2) + index * width, [max((s[k] or 0) for s in row["sets"].values()) for k in ("mirror_p95", "reframe_p95")], width, label=label)
+    left.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=15)
+    left.set_ylabel("gender accuracy (%)")
+    left.set_ylim(min(100 * (s["gender_accuracy"] or 1) for r in rows for s in r["sets"].values()) - 5, 100)
+    right.set_xticks(np.arange(2) + 0.4 - width / 2, ["mirror", "re-framing"])
+    right.set_ylabel("|ΔP(female)| p95, worst set (lower is better)")
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
