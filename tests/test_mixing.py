@@ -99,3 +99,30 @@ def test_downscale_softens_but_keeps_the_size():
 def test_impossible_strengths_are_rejected(bad):
     with pytest.raises(ValueError):
         DataArguments(**bad)
+
+
+def test_sampling_boost_multiplies_the_named_groups():
+    from genderage.training.trainer import boost_factors
+
+    dataset = mixed_sources()
+    factors = boost_factors(dataset, "age_group=0-2:3, source=small:2").numpy()
+    rows = list(dataset)
+    assert factors[[r["age_group"] == 0 for r in rows]] == pytest.approx(6.0)  # small and 0-2: 3 × 2
+    assert factors[[r["age_group"] == 8 for r in rows]] == pytest.approx(2.0)
+    assert factors[[r["source"] == "big" for r in rows]] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="COLUMN=VALUE:FACTOR"):
+        boost_factors(dataset, "ethnicity=x:2")
+
+
+def test_erase_blacks_out_a_patch():
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    torch.manual_seed(0)
+    processor = SimpleNamespace(data_config={"input_size": (3, 32, 32), "mean": (0.0,) * 3, "std": (1.0,) * 3})
+    args = SimpleNamespace(aspect_jitter=0.0, framing=0, scale_min=1.0, hflip=0, rotation=0, translate=0, perspective=0,
+                           color_jitter=0, grayscale=0, blur=0, downscale=0, jpeg=0, erase=1.0)
+    pixels = build_train_transform(processor, args)(Image.new("RGB", (32, 32), (255, 255, 255)))
+    black = (pixels == 0).all(dim=0).float().mean().item()
+    assert 0.01 < black < 0.2

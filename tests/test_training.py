@@ -119,9 +119,11 @@ def test_card_names_the_sampling_strata():
 
     from genderage.training.model_card import sampling_text
 
-    assert "× race" in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=True))
-    assert "race" not in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=False))
-    assert sampling_text(SimpleNamespace(balance_sampling=0, balance_by_race=True)) == "natural frequencies"
+    assert "× race" in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=True, sampling_boost=None))
+    assert "race" not in sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=False, sampling_boost=None))
+    assert sampling_text(SimpleNamespace(balance_sampling=0, balance_by_race=True, sampling_boost=None)) == "natural frequencies"
+    boosted = sampling_text(SimpleNamespace(balance_sampling=0.5, balance_by_race=True, sampling_boost="age_group=0-2:2"))
+    assert boosted.endswith("then age_group=0-2:2 (group: factor)")
 
 
 def test_random_framing_zooms_out_with_black_and_shifts():

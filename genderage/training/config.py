@@ -57,6 +57,7 @@ class DataArguments:
     blur: float = field(default=0.0, metadata={"help": "Probability of a Gaussian blur (sigma 0.1-1.5 px)."})
     downscale: float = field(default=0.0, metadata={"help": "Probability of a downscale to 25-75 percent of the size and back up (small, soft faces)."})
     jpeg: float = field(default=0.0, metadata={"help": "Probability of JPEG re-compression at quality 30-90."})
+    erase: float = field(default=0.0, metadata={"help": "Probability of a black patch over 2-15 percent of the face (hands, masks, glasses: partial occlusion)."})
     # Framing like other tools' crops: zoomed out (black where the frame leaves the photo) and off-centre.
     framing: float = field(default=0.0, metadata={"help": "Probability of a re-framed crop: scaled 0.9 to framing_scale times the chip, shifted up to framing_shift of its side."})
     framing_scale: float = field(default=1.4, metadata={"help": "Largest re-framing scale (1.4 = a crop 40 percent wider than the chip, padded black)."})
@@ -65,7 +66,7 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"--task {self.task!r} is not one of {TASKS}")
-        for name in ("hflip", "grayscale", "blur", "downscale", "jpeg", "framing"):
+        for name in ("hflip", "grayscale", "blur", "downscale", "jpeg", "framing", "erase"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name} is a probability between 0 and 1, got {getattr(self, name)}")
         if not 0 <= self.aspect_jitter < 1:
@@ -101,6 +102,11 @@ class TrainArguments(TrainingArguments):
         default=0.0,
         metadata={"help": "L2-SP: weight of the squared distance of the backbone's weights from where training started "
                           "(the pretrained network), which keeps fine-tuning from forgetting it (0 = off)."},
+    )
+    sampling_boost: str | None = field(
+        default=None,
+        metadata={"help": "Draw some groups more often: COLUMN=VALUE:FACTOR, comma-separated (e.g. "
+                          "'age_group=0-2:2,age_group=3-9:2,race=Black:1.5'); multiplies each matching image's sampling weight."},
     )
     early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})

@@ -16,9 +16,10 @@ CARD_METRICS = ("gender_accuracy", "gender_macro_f1", "age_group_accuracy", "age
 def sampling_text(training_args: TrainArguments) -> str:
     """How training drew its images: natural frequencies, or the balanced strata and their weighting."""
     if not training_args.balance_sampling:
-        return "natural frequencies"
+        return f"natural frequencies, then {training_args.sampling_boost} (group: factor)" if training_args.sampling_boost else "natural frequencies"
     race = " × race (where a source labels it)" if training_args.balance_by_race else ""
-    return f"source × gender × age-group{race} strata weighted by size^-{training_args.balance_sampling}"
+    boost = f", then {training_args.sampling_boost} (group: factor)" if training_args.sampling_boost else ""
+    return f"source × gender × age-group{race} strata weighted by size^-{training_args.balance_sampling}{boost}"
 
 
 def augmentation_text(data_args: DataArguments) -> str:
@@ -26,9 +27,10 @@ def augmentation_text(data_args: DataArguments) -> str:
     stages = [f"random resized crop (scale {data_args.scale_min}–1, aspect 1±{data_args.aspect_jitter})"]
     for name, text in (("hflip", "horizontal flip p={}"), ("rotation", "rotation ±{}°"), ("translate", "shift {}"),
                        ("perspective", "perspective {}"), ("color_jitter", "colour jitter {}"), ("grayscale", "greyscale p={}"),
-                       ("blur", "blur p={}"), ("downscale", "downscale-upscale p={}"), ("jpeg", "JPEG re-compression p={}")):
+                       ("blur", "blur p={}"), ("downscale", "downscale-upscale p={}"), ("jpeg", "JPEG re-compression p={}"),
+                       ("erase", "black patch p={}"), ("framing", "re-framing (0.9–{framing_scale}×, shift ±{framing_shift}) p={}")):
         if getattr(data_args, name):
-            stages.append(text.format(getattr(data_args, name)))
+            stages.append(text.format(getattr(data_args, name), framing_scale=data_args.framing_scale, framing_shift=data_args.framing_shift))
     return ", ".join(stages)
 
 

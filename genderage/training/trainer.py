@@ -145,10 +145,12 @@ class GenderAgeTrainer(Trainer):
         return super().create_optimizer()
 
     def _get_train_sampler(self, train_dataset=None):
-        if self.args.balance_sampling == 0:
+        if self.args.balance_sampling == 0 and not self.args.sampling_boost:
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         weights = stratum_weights(dataset, self.args.balance_sampling, self.args.balance_by_race)
+        if self.args.sampling_boost:
+            weights = weights * boost_factors(dataset, self.args.sampling_boost)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
@@ -184,6 +186,23 @@ def stratum_weights(dataset, power: float, by_race: bool = False) -> torch.Tenso
     strata = list(zip(*columns))
     sizes = Counter(strata)
     return torch.tensor([sizes[stratum] ** -power for stratum in strata], dtype=torch.double)
+
+
+def boost_factors(dataset, boost: str) -> torch.Tensor:
+    """Per-example factors from 'COLUMN=VALUE:FACTOR,...' (e.g. 'age_group=0-2:2,race=Black:1.5'): the product of the
+    factors of every group an example belongs to (1 where none)."""
+    plain = dataset.with_format(None)
+    factors = torch.ones(len(plain), dtype=torch.double)
+    for item in filter(None, (part.strip() for part in boost.split(","))):
+        group, _, factor = item.rpartition(":")
+        column, _, value = group.partition("=")
+        if not column or not value or column not in plain.column_names:
+            raise ValueError(f"--sampling_boost {item!r}: use COLUMN=VALUE:FACTOR with a column of {plain.column_names}")
+        feature = plain.features[column]
+        names = feature.names if hasattr(feature, "names") else None
+        values = [names[v] if names is not None and v is not None else v for v in plain[column]]
+        factors *= torch.tensor([float(factor) if v == value else 1.0 for v in values], dtype=torch.double)
+    return factors
 
 
 def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tensor:

@@ -82,7 +82,10 @@ def build_train_transform(processor, args: DataArguments) -> Callable:
         stages.append(RandomDownscale(args.downscale))
     if args.jpeg > 0:
         stages.append(v2.RandomApply([v2.JPEG(quality=(30, 90))], p=args.jpeg))
-    final = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(settings["mean"], settings["std"])]
+    final = [v2.ToDtype(torch.float32, scale=True)]
+    if args.erase > 0:
+        final.append(v2.RandomErasing(p=args.erase, scale=(0.02, 0.15), value=0))
+    final.append(v2.Normalize(settings["mean"], settings["std"]))
     # Augment uint8 tensors (cheaper than PIL or float; JPEG needs them), convert once at the end.
     return v2.Compose([v2.ToImage()] + stages + final)
 
