@@ -212,6 +212,18 @@ def test_mtcnn_is_asked_only_where_centerface_finds_nothing(astronaut, monkeypat
     assert len(asked) == 1 and asked[0].size == blank.size
 
 
+def test_mtcnn_boxes_outside_the_photo_get_empty_answers():
+    """A later stage whose every box lies outside the photo answers nothing instead of failing on an empty batch."""
+    from genderage.serving.detectors import MTCNNCascade
+
+    cascade = MTCNNCascade()
+    image = np.zeros((1, 3, 40, 40), np.float32)
+    outside = np.array([[50.0, 50.0, 70.0, 70.0, 0.9], [-30.0, 10.0, -5.0, 30.0, 0.8]])
+    for network, side, widths in ((cascade.rnet, 24, [4, 2]), (cascade.onet, 48, [4, 10, 2])):
+        boxes, outputs = cascade._run(network, image, outside, side)
+        assert boxes.shape == (0, 5) and [o.shape for o in outputs] == [(0, w) for w in widths]
+
+
 def test_live_frames_skip_the_thorough_detector(astronaut, monkeypatch):
     """fallback=False (the app's live video): a frame without a face costs CenterFace's pass only."""
     from genderage.serving.faces import FaceDetector

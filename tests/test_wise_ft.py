@@ -29,7 +29,7 @@ def test_alpha_mixes_the_weights_and_the_folder_serves(tmp_path):
         name = next(n for n, t in b.items() if t.is_floating_point() and not torch.equal(a[n], t))
         assert torch.allclose(mixed[name], (1 - alpha) * a[name] + alpha * b[name], atol=1e-6)
         assert all(torch.equal(mixed[n], b[n]) for n, t in b.items() if not t.is_floating_point())
-    assert f"α = 0.3" in (tmp_path / "mix_0.3" / "README.md").read_text()
+    assert "α = 0.3" in (tmp_path / "mix_0.3" / "README.md").read_text()
     classifier = GenderAgeClassifier.from_pretrained(str(tmp_path / "mix_0.3"))
     assert classifier.backend == "onnxruntime" and len(classifier.label_names) == len(JOINT_LABELS)
 

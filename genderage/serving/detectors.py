@@ -248,8 +248,9 @@ class MTCNNCascade:
         x0, y0 = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
         x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
         kept = np.nonzero((x1 > x0) & (y1 > y0))[0]
-        crops = np.concatenate([_area_resize(image[:, :, y0[k]:y1[k], x0[k]:x1[k]], (side, side)) for k in kept]) if len(kept) else \
-            np.zeros((0, 3, side, side), np.float32)
+        if not len(kept):  # every box lies outside the photo: empty answers (the networks refuse an empty batch)
+            return boxes[kept], [np.zeros((0, output.shape[1]), np.float32) for output in network.get_outputs()]
+        crops = np.concatenate([_area_resize(image[:, :, y0[k]:y1[k], x0[k]:x1[k]], (side, side)) for k in kept])
         return boxes[kept], network.run(None, {"images": _normalise(crops)})
 
 
