@@ -5,11 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 
 from conftest import REPO, prepared, random_image
 from genderage.labels import AGE_GROUPS, JOINT_LABELS
 from genderage.training.config import parse_config
+from genderage.training.linear_probe import L2_GRID
 from genderage.training.trainer import run_training
 
 TINY = str(REPO / "configs" / "tiny.yaml")
@@ -196,3 +199,17 @@ def test_validation_is_reported_per_source_each_epoch(joint_run):
     state = json.loads(next(joint_run.glob("checkpoint-*/trainer_state.json")).read_text())
     evaluations = [entry for entry in state["log_history"] if "eval_gender_accuracy" in entry]
     assert evaluations and "eval_gender_accuracy/source=utkface" in evaluations[-1]
+
+
+def test_linear_probe_run_saves_the_probe_and_fine_tunes_from_it(data_dir, tmp_path):
+    # Learning rate 0: the fine-tune leaves the head where the probe put it.
+    train(data_dir, tmp_path, "--linear_probe", "true", "--learning_rate", "0", "--layer_decay", "0.5")
+    probe_dir = tmp_path / "linear_probe"
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "model.onnx", "probe.json"} <= {p.name for p in probe_dir.iterdir()}
+    figures = json.loads((probe_dir / "probe.json").read_text())
+    assert figures["probe_l2"] in L2_GRID and 0 <= figures["probe_validation_accuracy"] <= 1
+    probe, final = load_file(probe_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    head = [name for name in probe if "classifier" in name]
+    assert head and all(torch.equal(probe[name], final[name]) for name in head)
+    # A new timm head starts with zero bias; the probe's bias holds the class priors.
+    assert probe["timm_model.classifier.bias"].abs().sum() > 0

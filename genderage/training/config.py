@@ -43,6 +43,11 @@ class DataArguments:
 
     data_dir: str | None = field(default=None, metadata={"help": "A folder written by prepare_dataset.py."})
     task: str = field(default="gender_age", metadata={"help": f"One of {TASKS}; gender_age is one head over 18 joint labels."})
+    train_sources: str | None = field(
+        default=None,
+        metadata={"help": "Train only on these sources (comma-separated names of the prepared dataset's source column); "
+                          "validation and test keep every source, so the others' figures are out of domain (leave-one-source-out)."},
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs, debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation and test sets."})
     scale_min: float = field(default=0.8, metadata={"help": "Random resized crop: smallest crop area (1.0 = no zoom)."})
@@ -81,6 +86,16 @@ class TrainArguments(TrainingArguments):
 
     freeze_backbone_epochs: int = field(default=0, metadata={"help": "Train only the head for this many epochs first."})
     backbone_lr_scale: float = field(default=1.0, metadata={"help": "Backbone learning rate = learning_rate × this."})
+    layer_decay: float = field(
+        default=1.0,
+        metadata={"help": "Layer-wise learning-rate decay: each backbone stage below the top gets this times the "
+                          "learning rate of the stage above it (1 = one backbone rate), so the early, general layers move least."},
+    )
+    linear_probe: bool = field(
+        default=False,
+        metadata={"help": "LP-FT: before training, fit the new head to convergence on the frozen backbone's features "
+                          "(a logistic regression); the probe is saved in output_dir/linear_probe (a start for wise_ft.py)."},
+    )
     class_weights: bool = field(default=False, metadata={"help": "Weight the loss by inverse class frequency."})
     balance_sampling: float = field(
         default=0.0,

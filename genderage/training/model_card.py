@@ -22,6 +22,17 @@ def sampling_text(training_args: TrainArguments) -> str:
     return f"source × gender × age-group{race} strata weighted by size^-{training_args.balance_sampling}{boost}"
 
 
+def robustness_text(training_args: TrainArguments) -> str:
+    """The options that keep a fine-tune close to its start and its answers stable, in words."""
+    parts = [text.format(getattr(training_args, name)) for name, off, text in (
+        ("linear_probe", False, "a linear probe fitted to convergence on the frozen backbone first (LP-FT)"),
+        ("layer_decay", 1.0, "layer-wise learning-rate decay {}"),
+        ("consistency_weight", 0.0, "mirror-and-framing consistency term, weight {}"),
+        ("l2sp_weight", 0.0, "L2-SP towards the starting weights, weight {}"),
+    ) if getattr(training_args, name) != off]
+    return ", ".join(parts) or "none"
+
+
 def augmentation_text(data_args: DataArguments) -> str:
     """The training augmentation stages that were on, in words."""
     stages = [f"random resized crop (scale {data_args.scale_min}–1, aspect 1±{data_args.aspect_jitter})"]
@@ -138,6 +149,7 @@ learning rate {training_args.learning_rate} (backbone × {training_args.backbone
 {getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}, warm-up {training_args.warmup_steps}, weight decay {training_args.weight_decay},
 label smoothing {training_args.label_smoothing_factor}, frozen-backbone epochs {training_args.freeze_backbone_epochs},
 class weights {training_args.class_weights}, seed {training_args.seed}.
+Robust fine-tuning: {robustness_text(training_args)}.
 
 ## Results
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,6 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .. import METRIC_MODULE
 from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
 from .config import DataArguments, ModelArguments, TrainArguments
+from .linear_probe import extract_features, probe_head
 from .modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
 from .transforms import build_eval_transform, build_train_transform
 
@@ -44,6 +47,8 @@ def load_task_dataset(data_args: DataArguments):
         lambda g, a: [task_label(data_args.task, gi, ai) is not None for gi, ai in zip(g, a)],
         input_columns=["gender", "age_group"], batched=True,
     )
+    if data_args.train_sources:
+        dataset["train"] = only_sources(dataset["train"], data_args.train_sources)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_eval_samples}
     for split, limit in limits.items():
         if limit is not None and split in dataset and len(dataset[split]) > limit:
@@ -51,6 +56,15 @@ def load_task_dataset(data_args: DataArguments):
     if len(dataset["train"]) == 0:
         raise ValueError(f"{data_args.data_dir} has no training images with {data_args.task} labels")
     return dataset
+
+
+def only_sources(split, sources: str):
+    """The rows of `split` whose source is one of the comma-separated `sources`."""
+    wanted = {name.strip() for name in sources.split(",") if name.strip()}
+    present = set(split.unique("source")) if "source" in split.column_names else set()
+    if not wanted <= present:
+        raise ValueError(f"--train_sources {sources!r}: no source named {sorted(wanted - present)} (there are {sorted(present)})")
+    return split.filter(lambda source: source in wanted, input_columns="source")
 
 
 def build_model(model_args: ModelArguments, labels: list[str]):
@@ -130,27 +144,19 @@ class GenderAgeTrainer(Trainer):
                             if name not in head} if self.args.l2sp_weight > 0 else {}
 
     def create_optimizer(self, model=None):
-        if self.optimizer is None and self.args.backbone_lr_scale != 1.0:
-            model = self.model
-            head = head_parameter_names(model)
+        if self.optimizer is None and (self.args.backbone_lr_scale != 1.0 or self.args.layer_decay != 1.0):
             decay = {"weight_decay": self.args.weight_decay}
-            groups = [
-                {"params": [p for n, p in model.named_parameters() if n in head], "lr": self.args.learning_rate, **decay},
-                {"params": [p for n, p in model.named_parameters() if n not in head],
-                 "lr": self.args.learning_rate * self.args.backbone_lr_scale, **decay},
-            ]
-            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
+            groups = [{"params": params, "lr": self.args.learning_rate * scale, **decay}
+                      for scale, params in learning_rate_scales(self.model, self.args.backbone_lr_scale, self.args.layer_decay)]
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
             optimizer_kwargs.pop("lr", None)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return super().create_optimizer()
 
     def _get_train_sampler(self, train_dataset=None):
-        if self.args.balance_sampling == 0 and not self.args.sampling_boost:
+        weights = sampling_weights(train_dataset if train_dataset is not None else self.train_dataset, self.args)
+        if weights is None:
             return super()._get_train_sampler(train_dataset)
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        weights = stratum_weights(dataset, self.args.balance_sampling, self.args.balance_by_race)
-        if self.args.sampling_boost:
-            weights = weights * boost_factors(dataset, self.args.sampling_boost)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
@@ -172,6 +178,42 @@ class GenderAgeTrainer(Trainer):
             distance = sum(((parameters[name] - anchor) ** 2).sum() for name, anchor in self.l2sp_anchor.items())
             loss = loss + 0.5 * self.args.l2sp_weight * distance
         return (loss, outputs) if return_outputs else loss
+
+
+def learning_rate_scales(model, backbone_scale: float, layer_decay: float) -> list[tuple[float, list]]:
+    """(learning-rate factor, parameters) groups: the head at 1; the backbone at backbone_scale, times layer_decay once
+    for every stage between a parameter's and the top one."""
+    head = head_parameter_names(model)
+    backbone = [(name, p) for name, p in model.named_parameters() if name not in head]
+    ranks = layer_ranks([name for name, _ in backbone])
+    top = max(ranks, default=0)
+    groups: dict[float, list] = {1.0: [p for name, p in model.named_parameters() if name in head]}
+    for (_, parameter), rank in zip(backbone, ranks):
+        groups.setdefault(backbone_scale * layer_decay ** (top - rank), []).append(parameter)
+    return [(scale, params) for scale, params in groups.items() if params]
+
+
+_STAGE = re.compile(r"(?:stages|layers|layer|blocks)[._]?(\d+)")
+
+
+def layer_ranks(names: list[str]) -> list[int]:
+    """Each parameter's layer counted from the input, in model order: 0 for the stem, then one per numbered stage
+    (stages.N, layerN, blocks.N); parameters after the last stage (a final norm) share its rank."""
+    stages, current = [], -1
+    for name in names:
+        match = _STAGE.search(name)
+        current = int(match.group(1)) if match else current
+        stages.append(current)
+    order = sorted(set(stages))
+    return [order.index(stage) for stage in stages]
+
+
+def sampling_weights(dataset, args: TrainArguments) -> torch.Tensor | None:
+    """Per-example sampling weights from --balance_sampling and --sampling_boost; None when both are off."""
+    if args.balance_sampling == 0 and not args.sampling_boost:
+        return None
+    weights = stratum_weights(dataset, args.balance_sampling, args.balance_by_race)
+    return weights * boost_factors(dataset, args.sampling_boost) if args.sampling_boost else weights
 
 
 def stratum_weights(dataset, power: float, by_race: bool = False) -> torch.Tensor:
@@ -261,6 +303,27 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     return trainer, dataset, processor, metric
 
 
+def fit_probe(trainer, dataset, processor, task: str) -> dict:
+    """LP-FT's first stage: the head fitted on the frozen backbone's features of the training faces (eval transform),
+    its ridge chosen on the validation faces; the probe model is saved in output_dir/linear_probe."""
+    from .onnx_export import export_after_training
+
+    args = trainer.args
+    eval_transform = make_batch_transform(build_eval_transform(processor), task, False)
+    options = {"collate_fn": collate, "batch_size": args.per_device_eval_batch_size,
+               "num_workers": args.dataloader_num_workers, "device": args.device}
+    train = extract_features(trainer.model, dataset["train"].with_transform(eval_transform), **options)
+    validation = extract_features(trainer.model, dataset["validation"], **options)
+    figures = probe_head(trainer.model, *train, *validation, sample_weights=sampling_weights(dataset["train"], args))
+    logger.info("linear probe: %s", figures)
+    if trainer.is_world_process_zero():
+        probe_dir = Path(args.output_dir) / "linear_probe"
+        save_model(trainer.model, processor, probe_dir)
+        export_after_training(probe_dir, trainer.model, processor)
+        (probe_dir / "probe.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments) -> dict:
     """Train, evaluate on validation and test, and write a complete model folder to output_dir."""
     from .evaluation import evaluate_split, write_evaluation
@@ -273,6 +336,10 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         logger.warning("--resume: no checkpoint in %s, starting from scratch", training_args.output_dir)
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push the finished folder ourselves
     trainer, dataset, processor, metric = build_trainer(model_args, data_args, training_args)
+
+    # LP-FT: the head first, to convergence on frozen features (a resumed run already has it).
+    if training_args.linear_probe and last_checkpoint is None:
+        fit_probe(trainer, dataset, processor, data_args.task)
 
     # Train.
     train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
