@@ -33,6 +33,14 @@ def test_the_shipped_model_describes_itself():
     assert 1 < row["onnx_mb"] < 50
 
 
+def test_a_local_start_is_named_from_the_card(tmp_path):
+    from genderage.measure.leaderboard import describe_model
+
+    shutil.copy(REPO / "models" / "default" / "config.json", tmp_path / "config.json")
+    (tmp_path / "README.md").write_text("# a run\n\nFine-tuned from `runs/dlib_distil` with [genderage](https://x).\n")
+    assert describe_model(tmp_path)["init"] == "runs/dlib_distil"
+
+
 def test_compare_models_writes_a_row_per_model(photos, tmp_path, capsys):
     sys.path.insert(0, str(REPO / "benchmarks"))
     import compare_models
@@ -47,9 +55,11 @@ def test_compare_models_writes_a_row_per_model(photos, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     rows = json.loads((tmp_path / "board.json").read_text())
     assert [row["model"] for row in rows] == [str(REPO / "models" / "default"), str(mix)]
+    assert rows[1]["init"] == "WiSE-FT mix, α = 0.5"
     shipped, mixed = (row["sets"]["examples"] for row in rows)
     assert shipped["n"] == 5 and shipped["faces_found"] == pytest.approx(0.8)  # four portraits found, the coffee cup not
     assert shipped["mirror_p95"] is not None and 0 <= shipped["reframe_p95"] <= 1
+    assert shipped["worst_group"] is None  # no race or age labels, and no group of 20 photos: nothing to name
     # The int8 model.onnx and the fp32 export of the same weights answer alike.
     assert abs(shipped["gender_accuracy"] - mixed["gender_accuracy"]) <= 0.2
     assert rows[0]["ms_per_face"] > 0 and rows[1]["onnx_mb"] > rows[0]["onnx_mb"]  # fp32 against the shipped int8

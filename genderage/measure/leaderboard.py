@@ -21,6 +21,7 @@ from ..serving.detectors import ChipFraming
 from ..serving.faces import crop_face
 from ..serving.inference import GenderAgeClassifier
 from .accuracy import PathAnswers, measure
+from .cross_dataset import fairness_slices, worst_group
 
 # Another tool's framing of the same detection: a crop 1.2x as wide, shifted right by a tenth of its side.
 JITTER_SCALE, JITTER_SHIFT = 1.2, 0.1
@@ -69,10 +70,12 @@ def describe_model(folder: str | Path) -> dict:
     else:
         backbone = f"{config.get('model_type', '?')} {'/'.join(map(str, config.get('hidden_sizes', [])))}".strip()
         size = (processor.get("size") or {}).get("height") or (processor.get("size") or {}).get("shortest_edge")
-    base = re.search(r"^base_model:\s*(\S+)", card, re.MULTILINE)
+    # The Hub id the card declares, else the folder it names as its start (a local run, a WiSE-FT mix).
+    init = next((match.group(1) for pattern in (r"^base_model:\s*(\S+)", r"^Fine-tuned from `([^`]+)`", r"^# (WiSE-FT mix, α = \S+)")
+                 if (match := re.search(pattern, card, re.MULTILINE))), "see its card")
     epochs = re.search(r"Epochs (\d+(?:\.\d+)?)", card)
     onnx = folder / "model.onnx"
-    return {"model": str(folder), "backbone": backbone, "init": base.group(1) if base else "see its card",
+    return {"model": str(folder), "backbone": backbone, "init": init,
             "resolution": size, "epochs": float(epochs.group(1)) if epochs else None,
             "onnx_mb": round(onnx.stat().st_size / 1e6, 1) if onnx.is_file() else None}
 
@@ -110,12 +113,12 @@ def model_row(folder: str | Path, sets: list[TestSet], metric) -> dict:
     for test_set in sets:
         predictions = classifier.predict(test_set.crops)
         result = measure(classifier, test_set.data, metric, answers=PathAnswers(test_set.crops, test_set.found, predictions, True, 1.0))
-        metrics, details = result["metrics"], result["details"]
+        metrics = result["metrics"]
         original = np.array([p.gender["female"] if found else np.nan for p, found in zip(predictions, test_set.found)])
         row["sets"][test_set.name] = {
             "n": len(test_set.crops), "faces_found": float(np.mean(test_set.found)) if test_set.found else None,
             "gender_accuracy": metrics.get("gender_accuracy"), "age_group_accuracy": metrics.get("age_group_accuracy"),
-            "worst_group": details.get("worst/gender_accuracy"),
+            "worst_group": worst_group(fairness_slices(metrics)),  # a labelled group of 20 or more photos
             "mirror_p95": _p95(np.abs(original - _p_female(classifier, test_set.mirrored))),
             "reframe_p95": _p95(np.abs(original - _p_female(classifier, test_set.reframed))),
         }
