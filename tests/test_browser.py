@@ -146,7 +146,11 @@ def test_live_webcam_frames_are_answered(playwright, url, tmp_path):
         drawn = np.asarray(Image.open(io.BytesIO(page.request.get(page.locator("#live_faces img").get_attribute("src")).body())).convert("RGB"))
         assert drawn.shape[:2] == (480, 640)
         assert (np.abs(drawn.astype(int) - BOX_COLOUR).sum(axis=-1) < 60).sum() > 200  # the numbered box (JPEG: near its colour)
+        # The photo controls (Analyse buttons, examples) are hidden while live frames are answered, and come back.
+        assert page.get_by_role("button", name="Analyse photo").is_hidden() and page.locator("#examples").is_hidden()
         if os.environ.get("SCREENSHOT_DIR"):
             page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "live_webcam.png"), full_page=True)
+        page.get_by_role("tab", name="Upload").click()
+        page.get_by_role("button", name="Analyse photo").wait_for(state="visible")
     finally:
         browser.close()

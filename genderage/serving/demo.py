@@ -143,13 +143,14 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
                     webcam = gr.Image(type="filepath", sources=["webcam"], label="Webcam")
                 with gr.Tab("Live", elem_id="live_tab") as live_tab:
                     live = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live webcam", elem_id="live")
-                whole_image = gr.Checkbox(label="Whole image is one face (pre-cropped photo)")
-                flip = gr.Checkbox(label="Flip test-time augmentation (slower, slightly more accurate)", value=analyzer.flip)
                 threshold = gr.Slider(0.5, 0.95, value=uncertain_below, step=0.05, label="Say 'uncertain' below this probability")
-                with gr.Row():
-                    analyse_upload = gr.Button("Analyse photo", variant="primary")
-                    analyse_webcam = gr.Button("Analyse webcam shot")
-                gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)", elem_id="examples")
+                with gr.Column(elem_id="photo_controls") as photo_controls:  # hidden on the Live tab, which answers every frame
+                    whole_image = gr.Checkbox(label="Whole image is one face (pre-cropped photo)")
+                    flip = gr.Checkbox(label="Flip test-time augmentation (slower, slightly more accurate)", value=analyzer.flip)
+                    with gr.Row():
+                        analyse_upload = gr.Button("Analyse photo", variant="primary")
+                        analyse_webcam = gr.Button("Analyse webcam shot")
+                    gr.Examples(examples=example_images(), inputs=upload, label="Examples (public domain)", elem_id="examples")
             with gr.Column():
                 live_faces = gr.Image(label="Live faces", format="jpeg", interactive=False, visible=False, elem_id="live_faces")
                 live_summary = gr.Markdown(visible=False, elem_id="live_summary")
@@ -179,9 +180,9 @@ def build_demo(analyzer: FaceAnalyzer, feedback_dir: str | Path, uncertain_below
         # Live: each streamed frame is answered on the fast path; the live answer shows only while its tab is open.
         live.stream(lambda frame, threshold: analyse_frame(analyzer, frame, threshold), [live, threshold], [live_faces, live_summary],
                     stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT, show_progress="hidden", api_visibility="private")
-        showing_live = [gr.update(visible=True)] * 2 + [gr.update(visible=False)] * 3
-        showing_photos = [gr.update(visible=False)] * 2 + [gr.update(visible=True)] * 3
-        live_outputs = [live_faces, live_summary, annotated, summary, answer_json]
+        showing_live = [gr.update(visible=True)] * 2 + [gr.update(visible=False)] * 4
+        showing_photos = [gr.update(visible=False)] * 2 + [gr.update(visible=True)] * 4
+        live_outputs = [live_faces, live_summary, annotated, summary, answer_json, photo_controls]
         live_tab.select(lambda: showing_live, None, live_outputs, api_visibility="private")
         for tab in (upload_tab, webcam_tab):
             tab.select(lambda: showing_photos, None, live_outputs, api_visibility="private")
