@@ -13,9 +13,10 @@ Test sets:
 Whether the model trained on each set comes from the model folder (config.json `training_sources`, else the
 sources in metrics.json, else the card's datasets); "unknown" when none says.
 Each row also has gender accuracy per race and per age group where the set has those labels ("slices", and
-"worst_group": the lowest slice of at least 20 photos), and stability: mean and 95th percentile of |ΔP(female)|
-between each photo and its mirror image, and its JPEG re-save at quality 75, through the same path
-(--no-stability skips it: it triples the work). --sheets DIR writes a contact sheet per set of the most confident
+"worst_group": the lowest slice of at least 20 photos), and stability: mean, 95th percentile and largest
+|ΔP(female)| between each photo and its mirror image, its JPEG re-save at quality 75 and (detecting) the same face
+cropped 1.2x wider and shifted by a tenth, as another tool might, through the same path (--no-stability skips it:
+it quadruples the work). --sheets DIR writes a contact sheet per set of the most confident
 gender mistakes (DIR/NAME_mistakes.png); the card links the sheets written inside the model folder (e.g. --sheets
 MODEL/cross_dataset). Sheets show the test photos: mind their licence before publishing a model folder with them.
 --update-card writes the tables (and the calibration, if any) into the model folder's README.md.
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="at most this many images per test set")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--stability", action=argparse.BooleanOptionalAction, default=True,
-                        help="measure |ΔP(female)| under mirroring and JPEG re-save (default); --no-stability skips it")
+                        help="measure |ΔP(female)| under mirroring, re-framing and JPEG re-save (default); --no-stability skips it")
     parser.add_argument("--sheets", metavar="DIR", help="write each set's contact sheet of confident gender mistakes here")
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--markdown", help="write the markdown table here")

@@ -17,7 +17,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import cross_dataset  # noqa: E402
 
 EXISTING_KEYS = {"name", "data", "source", "trained_on", "held_out_split", "n", "skipped", "gender_accuracy", "gender_ece"}
-STABILITY = ("mirror_p_female_delta_mean", "mirror_p_female_delta_p95", "jpeg_p_female_delta_mean", "jpeg_p_female_delta_p95")
+STABILITY = tuple(f"{name}_p_female_delta_{figure}" for name in ("mirror", "jpeg") for figure in ("mean", "p95", "max"))
+REFRAME = ("reframe_p_female_delta_mean", "reframe_p_female_delta_p95", "reframe_p_female_delta_max")
 CARD = "---\nlicense: other\n---\n# tiny\n\n## Results\n\nr\n\n## Limitations and bias\n- l\n"
 
 
@@ -47,6 +48,7 @@ def test_table_has_one_row_per_test_set_and_the_card_section_is_replaced(utkface
     assert {"gender_accuracy", "gender_ece"} <= set(rows["mw"]) and "age_group_accuracy" not in rows["mw"]  # no age labels
     assert EXISTING_KEYS <= set(rows["mw"]) and EXISTING_KEYS <= set(rows["utkface (test split)"])
     assert set(STABILITY) <= set(rows["mw"]) and all(rows["mw"][key] is not None for key in STABILITY)
+    assert all(rows["mw"][key] is None for key in REFRAME)  # no detection, no re-framing of it
     assert rows["mw"]["slices"] == {} and rows["mw"]["worst_group"] is None  # no race or age labels
     assert "age_group_one_off_accuracy" in rows["utkface (test split)"]
     assert {key.split("/")[0] for key in rows["utkface (test split)"]["slices"]} == {"gender_accuracy", "n"}
@@ -70,7 +72,7 @@ def test_sheets_elsewhere_and_no_stability(utkface_dir, model_dir, tmp_path):
             "--sheets", str(tmp_path / "sheets"), "--json", str(tmp_path / "cross.json"), "--update-card"]
     assert cross_dataset.main(args) == 0
     row = json.loads((tmp_path / "cross.json").read_text())["rows"][0]
-    assert EXISTING_KEYS <= set(row) and all(row[key] is None for key in STABILITY)
+    assert EXISTING_KEYS <= set(row) and all(row[key] is None for key in STABILITY + REFRAME)
     sheet = tmp_path / "sheets" / "utk_mistakes.png"
     assert row["mistakes_sheet"] == str(sheet.resolve()) and Image.open(sheet).width > 0
     assert not (model_dir / "cross_dataset").exists()

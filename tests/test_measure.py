@@ -53,11 +53,13 @@ def marked(image: Image.Image, left: bool = True, right: bool = False) -> Image.
 class CornerDetector:
     """A stand-in FaceDetector: a face (the whole photo) exactly when the top-left corner holds the red marker."""
 
-    def largest_crops(self, images):
+    def largest_crops(self, images, reframe=None):
+        """The whole photo; re-framed, its right three quarters."""
         crops = []
         for image in images:
             corner = np.array(image.convert("RGB"))[:MARK, :MARK].reshape(-1, 3).mean(0)
-            crops.append(image.copy() if corner[0] > 200 and corner[1] < 60 and corner[2] < 60 else None)
+            crop = image.crop((image.width // 4, 0, image.width, image.height)) if reframe else image.copy()
+            crops.append(crop if corner[0] > 200 and corner[1] < 60 and corner[2] < 60 else None)
         return crops
 
 
@@ -117,11 +119,16 @@ def test_stability_counts_only_photos_with_a_face_in_both_versions(classifier):
     jpeg = p_female_deltas(classifier, images, answers, jpeg_resave, detector)
     assert np.array_equal(np.isnan(mirror), [False] * 3 + [True] * 6)
     assert np.array_equal(np.isnan(jpeg), [False] * 3 + [True] * 3 + [False] * 3)
+    reframe = p_female_deltas(classifier, images, answers, None, detector, reframe=(1.2, 0.1))
+    assert np.array_equal(np.isnan(reframe), np.logical_not(answers.found))  # the photo is the same: the same faces
     result = stability(classifier, images, answers, detector)
-    assert result["mirror_p_female_delta_mean"] == 0.0  # only the symmetric photos count
+    assert result["mirror_p_female_delta_mean"] == 0.0 and result["mirror_p_female_delta_max"] == 0.0  # only the symmetric photos count
     assert result["jpeg_p_female_delta_mean"] == pytest.approx(np.nanmean(jpeg))
-    # Whole images instead: every photo counts, and the asymmetric ones move under a mirror.
-    assert stability(classifier, images)["mirror_p_female_delta_mean"] > 0
+    assert result["jpeg_p_female_delta_max"] == pytest.approx(np.nanmax(jpeg))
+    assert 0 < result["reframe_p_female_delta_mean"] == pytest.approx(np.nanmean(reframe))
+    # Whole images instead: every photo counts, and the asymmetric ones move under a mirror; nothing to re-frame.
+    whole = stability(classifier, images)
+    assert whole["mirror_p_female_delta_mean"] > 0 and whole["reframe_p_female_delta_p95"] is None
     with pytest.raises(ValueError, match="same path"):
         p_female_deltas(classifier, images, answers, jpeg_resave, detector=None)
 
@@ -210,7 +217,7 @@ def test_card_shows_stability_fairness_tables_and_sheet_links():
     header = next(line for line in card.splitlines() if line.startswith("| test set"))
     assert "| age-group one-off acc. |" in header and "| mirror ΔP p95 |" in header and "| JPEG ΔP p95 |" in header
     utk = next(line for line in card.splitlines() if line.startswith("| utk ("))
-    assert "| 91.2% |" in utk and "| 0.042 |" in utk and utk.endswith("| 0.042 | – |")
+    assert "| 91.2% |" in utk and "| 0.042 |" in utk and utk.endswith("| 0.042 | – | – | – |")
     assert "### utk" in card and "### mw" not in card  # mw has neither slices nor a sheet inside the model folder
     assert "| race | Black | White |\n|---|---|---|\n| n | 25 | 30 |\n| gender acc. | 75.0% | 90.0% |" in card
     assert "| age group | 3-9 | 70+ |\n|---|---|---|\n| n | 50 | 5 |\n| gender acc. | 70.0% | 60.0% |" in card

@@ -17,9 +17,10 @@ SLICES = ("age_group", "race", "source")
 HEADLINE = ("gender_accuracy", "age_group_accuracy", "age_mae", "faces_found_rate", "gender_ece", "age_group_ece")
 
 
-def face_crops(detector, images: list[Image.Image]) -> tuple[list[Image.Image], list[bool]]:
-    """The app's detect-and-crop path: the largest face's crop per image (the whole image if none) and whether one was found."""
-    crops = detector.largest_crops(images)
+def face_crops(detector, images: list[Image.Image], reframe: tuple[float, float] | None = None) -> tuple[list[Image.Image], list[bool]]:
+    """The app's detect-and-crop path: the largest face's crop per image (the whole image if none) and whether one was
+    found; `reframe=(scale, shift)` frames each face as another tool might."""
+    crops = detector.largest_crops(images, reframe=reframe) if reframe else detector.largest_crops(images)
     return [image if crop is None else crop for image, crop in zip(images, crops)], [crop is not None for crop in crops]
 
 
@@ -34,9 +35,9 @@ class PathAnswers(NamedTuple):
 
 
 def predict_path(classifier, images: list[Image.Image], detector=None, flip: bool = False, batch_size: int = 64,
-                 warm_up: bool = True) -> PathAnswers:
+                 warm_up: bool = True, reframe: tuple[float, float] | None = None) -> PathAnswers:
     """Run `images` through the path once (detect-and-crop with `detector`, whole images without) and time the inference."""
-    inputs, found = (images, [True] * len(images)) if detector is None else face_crops(detector, images)
+    inputs, found = (images, [True] * len(images)) if detector is None else face_crops(detector, images, reframe)
     if warm_up:
         classifier.probabilities(inputs[:batch_size], flip=flip, batch_size=batch_size)
     started = time.perf_counter()

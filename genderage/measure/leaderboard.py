@@ -17,14 +17,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..data.labelled import LabelledImages
-from ..serving.detectors import ChipFraming
 from ..serving.faces import crop_face
 from ..serving.inference import GenderAgeClassifier
 from .accuracy import PathAnswers, measure
 from .cross_dataset import fairness_slices, worst_group
-
-# Another tool's framing of the same detection: a crop 1.2x as wide, shifted right by a tenth of its side.
-JITTER_SCALE, JITTER_SHIFT = 1.2, 0.1
+from .stability import REFRAME
 
 
 @dataclass
@@ -50,8 +47,7 @@ def prepare_test_set(name: str, data: LabelledImages, detector) -> TestSet:
         face = faces[0]
         crops.append(crop_face(image, face.box, face.landmarks, face.framing))
         found.append(True)
-        wider = ChipFraming(face.framing.side * JITTER_SCALE, face.framing.offset_x + JITTER_SHIFT * face.framing.side, face.framing.offset_y)
-        reframed.append(crop_face(image, face.box, face.landmarks, wider))
+        reframed.append(crop_face(image, face.box, face.landmarks, face.framing.reframed(*REFRAME)))
     mirrored = [ImageOps.mirror(image) for image in data.images]
     mirrored_crops = [crop_face(image, faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
                       for image, faces in zip(mirrored, detector.detections(mirrored))]

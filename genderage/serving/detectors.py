@@ -28,6 +28,10 @@ class ChipFraming:
     offset_x: float
     offset_y: float
 
+    def reframed(self, scale: float, shift: float) -> ChipFraming:
+        """The same face as another tool might crop it: `scale` times as wide, moved right by `shift` of this side."""
+        return ChipFraming(self.side * scale, self.offset_x + shift * self.side, self.offset_y)
+
 
 # MTCNN's: medians over 400 UTKFace chips (`benchmarks/face_framing.py`). CenterFace's: the same chips as MTCNN's on
 # loosely framed photos, which the model was trained on (on UTKFace chips alone CenterFace measures 0.02, 0.02, and

@@ -123,9 +123,11 @@ class FaceDetector:
                      d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
                 for d in self.detections([image], fallback)[0]]
 
-    def largest_crops(self, images: list[Image.Image]) -> list[Image.Image | None]:
-        """The aligned crop of each image's largest face (None where none is found): training data and benchmarks."""
-        return [crop_face(to_rgb(image), faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
+    def largest_crops(self, images: list[Image.Image], reframe: tuple[float, float] | None = None) -> list[Image.Image | None]:
+        """The aligned crop of each image's largest face (None where none is found): training data and benchmarks.
+        `reframe=(scale, shift)` frames the same face as another tool might (ChipFraming.reframed)."""
+        return [crop_face(to_rgb(image), faces[0].box, faces[0].landmarks,
+                          faces[0].framing.reframed(*reframe) if reframe else faces[0].framing) if faces else None
                 for image, faces in zip(images, self.detections(images))]
 
 
