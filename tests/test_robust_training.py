@@ -10,7 +10,8 @@ from transformers import ResNetConfig, ResNetForImageClassification
 
 from genderage.training.linear_probe import L2_GRID, fit_linear_head, head_linear, probe_head
 from genderage.training.model_card import robustness_text
-from genderage.training.trainer import layer_ranks, learning_rate_scales, only_sources
+from genderage.labels import JOINT_LABELS
+from genderage.training.trainer import layer_ranks, learning_rate_scales, only_sources, p_female
 
 
 def clusters(n: int = 300, classes: int = 3, dim: int = 8, spread: float = 0.3, seed: int = 0):
@@ -92,3 +93,10 @@ def test_train_sources_keep_only_the_named_sources():
     assert sorted(only_sources(split, "aaf, mw")["source"]) == ["aaf", "mw"]
     with pytest.raises(ValueError, match="no source named"):
         only_sources(split, "fairface")
+
+
+def test_p_female_sums_the_female_joint_labels():
+    logits = torch.full((2, len(JOINT_LABELS)), -20.0)
+    logits[0, JOINT_LABELS.index("female, 20-29")] = 5.0
+    logits[1, JOINT_LABELS.index("male, 3-9")] = 5.0
+    assert p_female(logits.numpy(), JOINT_LABELS) == pytest.approx([1.0, 0.0], abs=1e-6)

@@ -199,6 +199,8 @@ def test_validation_is_reported_per_source_each_epoch(joint_run):
     state = json.loads(next(joint_run.glob("checkpoint-*/trainer_state.json")).read_text())
     evaluations = [entry for entry in state["log_history"] if "eval_gender_accuracy" in entry]
     assert evaluations and "eval_gender_accuracy/source=utkface" in evaluations[-1]
+    mirror = [entry for entry in state["log_history"] if "eval_mirror_p_female_delta_p95" in entry]
+    assert len(mirror) == len(evaluations) and 0 <= mirror[-1]["eval_mirror_p_female_delta_mean"] <= mirror[-1]["eval_mirror_p_female_delta_p95"] <= 1
 
 
 def test_linear_probe_run_saves_the_probe_and_fine_tunes_from_it(data_dir, tmp_path):

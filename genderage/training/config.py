@@ -123,6 +123,11 @@ class TrainArguments(TrainingArguments):
         metadata={"help": "Draw some groups more often: COLUMN=VALUE:FACTOR, comma-separated (e.g. "
                           "'age_group=0-2:2,age_group=3-9:2,race=Black:1.5'); multiplies each matching image's sampling weight."},
     )
+    eval_mirror: bool = field(
+        default=True,
+        metadata={"help": "At each evaluation also answer the validation faces mirrored, and log |ΔP(female)| between a "
+                          "face and its mirror image (eval_mirror_p_female_delta_mean / _p95); one more validation pass."},
+    )
     early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many evaluations without improvement; 0 = off."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
     dry_run: bool = field(default=False, metadata={"help": "With --push_to_hub: prepare the upload, send nothing."})

@@ -17,7 +17,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from .. import METRIC_MODULE
-from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, marginals
 from .config import DataArguments, ModelArguments, TrainArguments
 from .linear_probe import extract_features, probe_head
 from .modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
@@ -135,13 +135,35 @@ class GenderAgeTrainer(Trainer):
     """Trainer with a separate backbone learning rate, optional class-weighted loss, a mirror-and-framing consistency
     term and an L2-SP pull of the backbone towards its starting weights."""
 
-    def __init__(self, *args, class_weights: torch.Tensor | None = None, **kwargs):
+    def __init__(self, *args, class_weights: torch.Tensor | None = None, mirrored_validation=None,
+                 class_names: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        # The validation faces mirrored (same order), and the class names that turn logits into P(female)
+        # (not `label_names`: the Trainer's own attribute, the label columns).
+        self.mirrored_validation, self.class_names = mirrored_validation, class_names
+        self._last_logits = None
         # L2-SP's anchor: the backbone as training starts (the pretrained network), on the model's device.
         head = head_parameter_names(self.model)
         self.l2sp_anchor = {name: p.detach().clone() for name, p in self.model.named_parameters()
                             if name not in head} if self.args.l2sp_weight > 0 else {}
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        self._last_logits = output.predictions
+        return output
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        """The usual evaluation, then (on the validation split) |ΔP(female)| between each face and its mirror image."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.mirrored_validation is None or eval_dataset is not None or self._last_logits is None:
+            return metrics
+        plain = p_female(self._last_logits, self.class_names)
+        deltas = np.abs(plain - p_female(self.predict(self.mirrored_validation).predictions, self.class_names))
+        figures = {f"{metric_key_prefix}_mirror_p_female_delta_mean": float(deltas.mean()),
+                   f"{metric_key_prefix}_mirror_p_female_delta_p95": float(np.percentile(deltas, 95))}
+        self.log(figures)
+        return metrics | figures
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and (self.args.backbone_lr_scale != 1.0 or self.args.layer_decay != 1.0):
@@ -178,6 +200,13 @@ class GenderAgeTrainer(Trainer):
             distance = sum(((parameters[name] - anchor) ** 2).sum() for name, anchor in self.l2sp_anchor.items())
             loss = loss + 0.5 * self.args.l2sp_weight * distance
         return (loss, outputs) if return_outputs else loss
+
+
+def p_female(logits: np.ndarray, label_names: list[str]) -> np.ndarray:
+    """P(female) per row of logits over `label_names` (the sum of the female joint labels)."""
+    from .evaluation import softmax
+
+    return np.array([prediction.gender["female"] for prediction in marginals(softmax(logits), label_names)])
 
 
 def learning_rate_scales(model, backbone_scale: float, layer_decay: float) -> list[tuple[float, list]]:
@@ -270,8 +299,13 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     # On-the-fly transforms.
     mirror_pairs = training_args.consistency_weight > 0
     dataset["train"].set_transform(make_batch_transform(build_train_transform(processor, data_args), data_args.task, True, mirror_pairs))
+    eval_transform = build_eval_transform(processor)
     for split in ("validation", "test"):
-        dataset[split].set_transform(make_batch_transform(build_eval_transform(processor), data_args.task, False))
+        dataset[split].set_transform(make_batch_transform(eval_transform, data_args.task, False))
+    mirrored_validation = None
+    if training_args.eval_mirror and data_args.task != "age":
+        mirrored = make_batch_transform(lambda images: eval_transform([ImageOps.mirror(image) for image in images]), data_args.task, False)
+        mirrored_validation = dataset["validation"].with_transform(mirrored)
 
     # Metric used for checkpoint selection during training.
     metric = evaluate.load(METRIC_MODULE)
@@ -299,6 +333,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         class_weights=inverse_frequency_weights(train_labels, len(labels)) if training_args.class_weights else None,
+        mirrored_validation=mirrored_validation,
+        class_names=labels,
     )
     return trainer, dataset, processor, metric
 
