@@ -9,6 +9,7 @@ Usage:
 Test sets:
     --data-dir PREPARED     every source's held-out rows of the prepared split (--split, default test) become a row
     --test NAME=prepared:SOURCE   only that source's rows of the prepared split (then no automatic rows)
+    --test NAME=originals:SOURCE  the original photos behind those rows (their source_path), through the detect path
     --test NAME=KIND=PATH[,options]   a whole raw source, as prepare_dataset.py's --source
 Whether the model trained on each set comes from the model folder (config.json `training_sources`, else the
 sources in metrics.json, else the card's datasets); "unknown" when none says.

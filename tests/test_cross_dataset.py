@@ -99,3 +99,18 @@ def test_replace_section_inserts_then_replaces():
 def test_training_sources_unknown_without_records(tmp_path):
     save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), tmp_path)
     assert training_sources(tmp_path) is None
+
+
+def test_originals_of_a_prepared_split_are_a_held_out_row(utkface_dir, model_dir, tmp_path):
+    data_dir = prepared(tmp_path, f"utkface={utkface_dir}")
+    originals = [json.loads(line)["source_path"] for line in open(data_dir / "test" / "metadata.jsonl")]
+    args = ["--model", str(model_dir), "--data-dir", str(data_dir), "--no-detect", "--no-stability",
+            "--test", "utk=originals:utkface", "--json", str(tmp_path / "cross.json")]
+    assert cross_dataset.main(args) == 0
+    rows = json.loads((tmp_path / "cross.json").read_text())["rows"]
+    assert [row["name"] for row in rows] == ["utk"]  # no automatic rows beside it
+    assert rows[0]["n"] == len(originals) > 0 and rows[0]["held_out_split"] is True and rows[0]["trained_on"] is True
+    # The photos themselves are read: the prepared chips are not needed.
+    for chip in (data_dir / "test").glob("*.jpg"):
+        chip.unlink()
+    assert cross_dataset.main(args) == 0 and json.loads((tmp_path / "cross.json").read_text())["rows"][0]["n"] == len(originals)

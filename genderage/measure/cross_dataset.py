@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-PREPARED = "prepared:"
+PREPARED = "prepared:"  # a source's rows of the prepared split, as prepare cut them (chips)
+ORIGINALS = "originals:"  # the same rows' original photos (through the detect path as a user's photo would go)
 FAIRNESS_COLUMNS = ("race", "age_group")  # the slices a row carries gender accuracy for
 MIN_GROUP_SIZE = 20  # a smaller slice is shown but never named the worst group: too noisy
 
@@ -41,7 +42,7 @@ def test_sets(args: argparse.Namespace) -> list[tuple[str, str]]:
         if not name or not spec:
             raise ValueError(f"--test {text!r}: expected NAME=SPEC")
         tests.append((name, spec))
-    if args.data_dir and not any(spec.startswith(PREPARED) for _, spec in tests):
+    if args.data_dir and not any(spec.startswith((PREPARED, ORIGINALS)) for _, spec in tests):
         from ..data.imagefolder import load_prepared
 
         sources = sorted(set(load_prepared(args.data_dir)[args.split]["source"]))
@@ -51,12 +52,15 @@ def test_sets(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def load_test_set(spec: str, args: argparse.Namespace):
     """(data, source name) for one spec."""
-    from ..data.labelled import from_prepared, from_source
+    from ..data.labelled import from_prepared, from_source, originals_of_prepared
     from ..data.sources import parse_source_spec
 
-    if spec.startswith(PREPARED):
+    if spec.startswith((PREPARED, ORIGINALS)):
         if not args.data_dir:
             raise ValueError(f"{spec}: needs --data-dir")
+        if spec.startswith(ORIGINALS):
+            source = spec.removeprefix(ORIGINALS)
+            return originals_of_prepared(args.data_dir, args.split, source, args.limit), source
         source = spec.removeprefix(PREPARED)
         return from_prepared(args.data_dir, args.split, args.limit, source=source), source
     return from_source(spec, args.limit), parse_source_spec(spec).name
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> dict:
         # A prepared split's rows are held out even from a source the model trained on; a whole raw source is not.
         trained_on = None if trained is None else source in trained
         row = {"name": name, "data": spec, "source": source, "trained_on": trained_on,
-               "held_out_split": spec.startswith(PREPARED), "n": metrics["images"], "skipped": len(data.skipped),
+               "held_out_split": spec.startswith((PREPARED, ORIGINALS)), "n": metrics["images"], "skipped": len(data.skipped),
                **headline(result)}
         if "age_group_one_off_accuracy" in metrics:
             row["age_group_one_off_accuracy"] = metrics["age_group_one_off_accuracy"]
