@@ -13,7 +13,7 @@ from torchvision.transforms import v2
 from conftest import random_image
 from genderage.labels import AGE_GROUPS, GENDERS
 from genderage.training.config import DataArguments
-from genderage.training.trainer import stratum_weights
+from genderage.training.sampling import stratum_weights
 from genderage.training.transforms import RandomDownscale, build_train_transform
 
 
@@ -102,7 +102,7 @@ def test_impossible_strengths_are_rejected(bad):
 
 
 def test_sampling_boost_multiplies_the_named_groups():
-    from genderage.training.trainer import boost_factors
+    from genderage.training.sampling import boost_factors
 
     dataset = mixed_sources()
     factors = boost_factors(dataset, "age_group=0-2:3, source=small:2").numpy()

@@ -11,7 +11,8 @@ from transformers import ResNetConfig, ResNetForImageClassification
 from genderage.training.linear_probe import L2_GRID, fit_linear_head, head_linear, probe_head
 from genderage.training.model_card import robustness_text
 from genderage.labels import JOINT_LABELS
-from genderage.training.trainer import layer_ranks, learning_rate_scales, only_sources, p_female
+from genderage.training.modeling import layer_ranks, learning_rate_scales
+from genderage.training.trainer import only_sources, p_female
 
 
 def clusters(n: int = 300, classes: int = 3, dim: int = 8, spread: float = 0.3, seed: int = 0):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -148,3 +149,32 @@ def save_model(model: PreTrainedModel, processor, output_dir: str | Path) -> Non
     processor.save_pretrained(output_dir)
     if not (Path(output_dir) / PREPROCESSOR_FILE).exists():
         processor.to_json_file(str(Path(output_dir) / PREPROCESSOR_FILE))
+
+
+def learning_rate_scales(model, backbone_scale: float, layer_decay: float) -> list[tuple[float, list]]:
+    """(learning-rate factor, parameters) groups: the head at 1; the backbone at backbone_scale, times layer_decay once
+    for every stage between a parameter's and the top one."""
+    head = head_parameter_names(model)
+    backbone = [(name, p) for name, p in model.named_parameters() if name not in head]
+    ranks = layer_ranks([name for name, _ in backbone])
+    top = max(ranks, default=0)
+    groups: dict[float, list] = {1.0: [p for name, p in model.named_parameters() if name in head]}
+    for (_, parameter), rank in zip(backbone, ranks):
+        groups.setdefault(backbone_scale * layer_decay ** (top - rank), []).append(parameter)
+    return [(scale, params) for scale, params in groups.items() if params]
+
+
+# A numbered stage in a parameter name: stages.2 (transformers), layer3 (timm ResNets), blocks.4 (ViT, EfficientNet).
+_STAGE = re.compile(r"(?:stages|layers|layer|blocks)[._]?(\d+)")
+
+
+def layer_ranks(names: list[str]) -> list[int]:
+    """Each parameter's layer counted from the input, in model order: 0 for the stem, then one per numbered stage
+    (stages.N, layerN, blocks.N); parameters after the last stage (a final norm) share its rank."""
+    stages, current = [], -1
+    for name in names:
+        match = _STAGE.search(name)
+        current = int(match.group(1)) if match else current
+        stages.append(current)
+    order = sorted(set(stages))
+    return [order.index(stage) for stage in stages]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,8 @@ from .. import METRIC_MODULE
 from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, marginals
 from .config import DataArguments, ModelArguments, TrainArguments
 from .linear_probe import extract_features, probe_head
-from .modeling import build_timm_model, build_transformers_model, head_parameter_names, save_model
+from .modeling import build_timm_model, build_transformers_model, head_parameter_names, learning_rate_scales, save_model
+from .sampling import inverse_frequency_weights, sampling_weights
 from .transforms import build_eval_transform, build_train_transform
 
 logger = logging.getLogger(__name__)
@@ -207,79 +206,6 @@ def p_female(logits: np.ndarray, label_names: list[str]) -> np.ndarray:
     from .evaluation import softmax
 
     return np.array([prediction.gender["female"] for prediction in marginals(softmax(logits), label_names)])
-
-
-def learning_rate_scales(model, backbone_scale: float, layer_decay: float) -> list[tuple[float, list]]:
-    """(learning-rate factor, parameters) groups: the head at 1; the backbone at backbone_scale, times layer_decay once
-    for every stage between a parameter's and the top one."""
-    head = head_parameter_names(model)
-    backbone = [(name, p) for name, p in model.named_parameters() if name not in head]
-    ranks = layer_ranks([name for name, _ in backbone])
-    top = max(ranks, default=0)
-    groups: dict[float, list] = {1.0: [p for name, p in model.named_parameters() if name in head]}
-    for (_, parameter), rank in zip(backbone, ranks):
-        groups.setdefault(backbone_scale * layer_decay ** (top - rank), []).append(parameter)
-    return [(scale, params) for scale, params in groups.items() if params]
-
-
-_STAGE = re.compile(r"(?:stages|layers|layer|blocks)[._]?(\d+)")
-
-
-def layer_ranks(names: list[str]) -> list[int]:
-    """Each parameter's layer counted from the input, in model order: 0 for the stem, then one per numbered stage
-    (stages.N, layerN, blocks.N); parameters after the last stage (a final norm) share its rank."""
-    stages, current = [], -1
-    for name in names:
-        match = _STAGE.search(name)
-        current = int(match.group(1)) if match else current
-        stages.append(current)
-    order = sorted(set(stages))
-    return [order.index(stage) for stage in stages]
-
-
-def sampling_weights(dataset, args: TrainArguments) -> torch.Tensor | None:
-    """Per-example sampling weights from --balance_sampling and --sampling_boost; None when both are off."""
-    if args.balance_sampling == 0 and not args.sampling_boost:
-        return None
-    weights = stratum_weights(dataset, args.balance_sampling, args.balance_by_race)
-    return weights * boost_factors(dataset, args.sampling_boost) if args.sampling_boost else weights
-
-
-def stratum_weights(dataset, power: float, by_race: bool = False) -> torch.Tensor:
-    """Per-example sampling weights: (size of its source × gender × age-group [× race] stratum) ** -power.
-
-    Mixes sources of very different sizes and skews (UTKFace is mostly 20-39 and White; All-Age-Faces mostly East
-    Asian) without discarding data: power 0.5 draws a stratum in proportion to the square root of its size. With
-    `by_race`, rows without a race label form one bucket of their source."""
-    plain = dataset.with_format(None)  # the label columns only, without the training transform
-    names = ("source", "gender", "age_group") + (("race",) if by_race and "race" in plain.column_names else ())
-    columns = [list(plain[name]) for name in names]
-    strata = list(zip(*columns))
-    sizes = Counter(strata)
-    return torch.tensor([sizes[stratum] ** -power for stratum in strata], dtype=torch.double)
-
-
-def boost_factors(dataset, boost: str) -> torch.Tensor:
-    """Per-example factors from 'COLUMN=VALUE:FACTOR,...' (e.g. 'age_group=0-2:2,race=Black:1.5'): the product of the
-    factors of every group an example belongs to (1 where none)."""
-    plain = dataset.with_format(None)
-    factors = torch.ones(len(plain), dtype=torch.double)
-    for item in filter(None, (part.strip() for part in boost.split(","))):
-        group, _, factor = item.rpartition(":")
-        column, _, value = group.partition("=")
-        if not column or not value or column not in plain.column_names:
-            raise ValueError(f"--sampling_boost {item!r}: use COLUMN=VALUE:FACTOR with a column of {plain.column_names}")
-        feature = plain.features[column]
-        names = feature.names if hasattr(feature, "names") else None
-        values = [names[v] if names is not None and v is not None else v for v in plain[column]]
-        factors *= torch.tensor([float(factor) if v == value else 1.0 for v in values], dtype=torch.double)
-    return factors
-
-
-def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments):
