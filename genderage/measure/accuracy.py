@@ -20,7 +20,7 @@ HEADLINE = ("gender_accuracy", "age_group_accuracy", "age_mae", "faces_found_rat
 def face_crops(detector, images: list[Image.Image], reframe: tuple[float, float] | None = None) -> tuple[list[Image.Image], list[bool]]:
     """The app's detect-and-crop path: the largest face's crop per image (the whole image if none) and whether one was
     found; `reframe=(scale, shift)` frames each face as another tool might."""
-    crops = detector.largest_crops(images, reframe=reframe) if reframe else detector.largest_crops(images)
+    crops = detector.largest_crops(images, reframe=reframe)
     return [image if crop is None else crop for image, crop in zip(images, crops)], [crop is not None for crop in crops]
 
 
