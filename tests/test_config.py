@@ -21,6 +21,13 @@ def test_cli_overrides_the_recipe(tmp_path):
     assert training_args.remove_unused_columns is False
 
 
+def test_persistent_workers_turn_pinned_memory_off():
+    # resnet50.yaml's persistent workers with the default pinned memory would stall the process's exit on GPU machines.
+    recipe = ["--config", str(REPO / "configs" / "resnet50.yaml"), "--data_dir", "x", "--use_cpu", "false", "--bf16", "false"]
+    assert parse_config(recipe)[2].dataloader_pin_memory is False
+    assert parse_config([*recipe, "--dataloader_persistent_workers", "false"])[2].dataloader_pin_memory is True
+
+
 def test_unknown_recipe_keys_are_rejected(tmp_path):
     (tmp_path / "bad.yaml").write_text("timm_architecture: test_resnet\nlearning_rat: 0.1\n")
     with pytest.raises(ValueError, match=r"unknown keys .*\['learning_rat'\]"):
