@@ -29,7 +29,7 @@ def test_the_shipped_model_describes_itself():
     from genderage.measure.leaderboard import describe_model
 
     row = describe_model(REPO / "models" / "default")
-    assert row["backbone"] == "resnet 32/64/128/256/256" and row["resolution"] == 128 and row["epochs"] == 7
+    assert row["backbone"] == "resnet 32/64/128/256/256" and row["resolution"] == 128 and row["epochs"] == 6
     assert 1 < row["onnx_mb"] < 50
 
 
@@ -60,8 +60,8 @@ def test_compare_models_writes_a_row_per_model(photos, tmp_path, capsys):
     assert shipped["n"] == 5 and shipped["faces_found"] == pytest.approx(0.8)  # four portraits found, the coffee cup not
     assert shipped["mirror_p95"] is not None and 0 <= shipped["reframe_p95"] <= 1
     assert shipped["worst_group"] is None  # no race or age labels, and no group of 20 photos: nothing to name
-    # The int8 model.onnx and the fp32 export of the same weights answer alike.
-    assert abs(shipped["gender_accuracy"] - mixed["gender_accuracy"]) <= 0.2
+    # The int8 model.onnx and the fp32 export of the same weights answer alike: at most one photo of five differs.
+    assert round(abs(shipped["gender_accuracy"] - mixed["gender_accuracy"]) * shipped["n"]) <= 1
     assert rows[0]["ms_per_face"] > 0 and rows[1]["onnx_mb"] > rows[0]["onnx_mb"]  # fp32 against the shipped int8
     table = (tmp_path / "board.md").read_text()
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 3 and "examples: gender / age" in table  # header, two rows
