@@ -48,6 +48,7 @@ def test_output_is_a_standard_model_folder(joint_run):
     config = json.loads((joint_run / "config.json").read_text())
     labels = config.get("id2label") or dict(enumerate(config["label_names"]))
     assert list(labels.values()) == JOINT_LABELS
+    assert config["training_sources"] == ["utkface"]  # cross_dataset.py tells in-domain sets by it
 
 
 def test_metrics_json_is_flat_numbers_per_split(joint_run):

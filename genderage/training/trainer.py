@@ -218,6 +218,9 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     dataset = load_task_dataset(data_args)
     labels = TASK_LABELS[data_args.task]
     model, processor = build_model(model_args, labels)
+    if "source" in dataset["train"].column_names:
+        # What the model saw, for reports that tell in-domain from out-of-domain sets (--train_sources narrows it).
+        model.config.training_sources = sorted(dataset["train"].unique("source"))
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
