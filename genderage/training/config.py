@@ -141,7 +141,8 @@ class TrainArguments(TrainingArguments):
         super().__post_init__()
         if self.dataloader_persistent_workers and self.dataloader_pin_memory:
             # Persistent workers feeding the pinned-memory thread hold the process for about 5 s per worker and loader
-            # at exit (pytorch/pytorch#81794): over 4 minutes after an 8-worker run on an H200. Pinning gains little here.
+            # at exit (pytorch/pytorch#81794; on an H200 one 4-worker loader took 20.8 s, and an 8-worker train.py was
+            # still stuck when a timeout killed it). Pinning gains little at these batch sizes.
             logger.info("dataloader_pin_memory off: with persistent workers it stalls the exit on GPU machines")
             self.dataloader_pin_memory = False
 
