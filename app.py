@@ -45,7 +45,8 @@ def create_app(args: argparse.Namespace):
     from genderage.serving.faces import FaceDetector
     from genderage.serving.inference import GenderAgeClassifier
 
-    analyzer = FaceAnalyzer(GenderAgeClassifier.from_pretrained(args.model, bf16=args.bf16), FaceDetector(args.min_face_confidence), args.flip)
+    classifier = GenderAgeClassifier.from_pretrained(args.model, bf16=args.bf16)
+    analyzer = FaceAnalyzer(classifier, FaceDetector(args.min_face_confidence, chip=classifier.face_chip), args.flip)
     return build_demo(analyzer, args.feedback_dir, args.uncertain_below)
 
 

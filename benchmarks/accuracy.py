@@ -54,7 +54,7 @@ def main() -> int:
     if args.detect:
         from genderage.serving.faces import FaceDetector
 
-        detector = FaceDetector(first=args.detector)
+        detector = FaceDetector(first=args.detector, chip=classifier.face_chip)
     result = measure(classifier, data, evaluate.load(METRIC_MODULE), detector, args.flip, args.batch_size)
     result.update(headline(result))  # gender_accuracy, age_group_accuracy, ... also at the top level (fractions)
     result.update({"model": args.model, "data": args.data_dir or args.source, "split": args.split if args.data_dir else None,

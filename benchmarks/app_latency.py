@@ -26,7 +26,8 @@ def main() -> int:
     from genderage.serving.faces import FaceDetector
     from genderage.serving.inference import GenderAgeClassifier
 
-    classifier, detector = GenderAgeClassifier.from_pretrained(args.model), FaceDetector()
+    classifier = GenderAgeClassifier.from_pretrained(args.model)
+    detector = FaceDetector(chip=classifier.face_chip)
     analyzer = FaceAnalyzer(classifier, detector)
     folder = Path(tempfile.mkdtemp())
     paths = []

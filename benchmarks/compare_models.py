@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for test_set in sets:
-        print(f"{test_set.name}: {len(test_set.crops)} photos, faces found {sum(test_set.found) / max(1, len(test_set.found)):.1%}")
+        print(f"{test_set.name}: {len(test_set.data.images)} photos, faces found {sum(test_set.found) / max(1, len(test_set.found)):.1%}")
     metric = evaluate.load(METRIC_MODULE)
     rows = []
     for model in args.models:

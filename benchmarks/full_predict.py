@@ -111,7 +111,7 @@ class Ours:
             except ImageRejected:
                 pass
         self.classifier = GenderAgeClassifier.from_pretrained(args.model, backend=args.backend, threads=args.threads)
-        detector = faces.FaceDetector(first=args.detector, threads=args.threads)
+        detector = faces.FaceDetector(first=args.detector, threads=args.threads, chip=self.classifier.face_chip)
         self.analyzer = FaceAnalyzer(self.classifier, detector)
         for i in range(WARMUP):
             self.analyzer.analyse(self.photos[i % len(self.photos)])

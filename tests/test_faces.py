@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
-from genderage.serving.faces import MAX_ALIGN_DEGREES, chip_box, crop_face, eye_angle
+from genderage.serving.faces import FACE_CHIPS, MAX_ALIGN_DEGREES, FaceDetector, align_chip, chip_box, crop_face, eye_angle
 
 
 def two_eyes(angle: float, size: int = 200) -> tuple[Image.Image, tuple, tuple]:
@@ -267,3 +267,65 @@ def test_a_face_cut_by_the_edge_is_reported_inside_the_photo(astronaut):
     assert found.box[0] < 0 or found.box[1] < 0 or found.box[2] > chip.width or found.box[3] > chip.height
     x0, y0, x1, y1 = face.box
     assert 0 <= x0 < x1 <= chip.width and 0 <= y0 < y1 <= chip.height
+
+
+def dlib_chip_photo(angle: float, scale: float) -> tuple[Image.Image, tuple]:
+    """A grey photo with five white dots where a face tilted by `angle` and `scale` times the chip's size would have
+    its landmarks, so the dlib chip must bring them back exactly onto the template."""
+    chip = FACE_CHIPS["dlib"]
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    landmarks = tuple((70 + scale * chip.size * (cos * x - sin * y), 40 + scale * chip.size * (sin * x + cos * y)) for x, y in chip.points)
+    image = Image.new("RGB", (300, 300), (90, 90, 90))
+    draw = ImageDraw.Draw(image)
+    for x, y in landmarks:
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=(255, 255, 255))
+    return image, landmarks
+
+
+@pytest.mark.parametrize("angle, scale", [(0.0, 1.0), (15.0, 1.3), (-30.0, 0.7)])
+def test_a_dlib_chip_puts_the_landmarks_on_the_template(angle, scale):
+    image, landmarks = dlib_chip_photo(angle, scale)
+    chip = align_chip(image, landmarks, FACE_CHIPS["dlib"])
+    assert chip.width == chip.height == round(scale * FACE_CHIPS["dlib"].size)  # the photo's own resolution
+    bright = np.array(chip.convert("L")) > 170
+    labelled = [(x * chip.width, y * chip.height) for x, y in FACE_CHIPS["dlib"].points]
+    for x, y in labelled:  # every dot's pixels sit around its template point
+        ys, xs = np.nonzero(bright[max(0, int(y) - 8): int(y) + 9, max(0, int(x) - 8): int(x) + 9])
+        assert len(xs) > 5
+        assert abs(xs.mean() + max(0, int(x) - 8) - x) < 1.5 and abs(ys.mean() + max(0, int(y) - 8) - y) < 1.5
+
+
+def test_the_dlib_chip_of_a_mirrored_face_is_the_mirrored_chip():
+    image, landmarks = dlib_chip_photo(10.0, 1.0)
+    gradient = Image.linear_gradient("L").resize(image.size).convert("RGB")
+    image = Image.blend(image, gradient, 0.3)
+    width = image.width
+    # A mirror swaps the eyes and the mouth corners: their order stays image left to right.
+    mirrored = tuple((width - x, y) for x, y in (landmarks[1], landmarks[0], landmarks[2], landmarks[4], landmarks[3]))
+    chip = align_chip(image, landmarks, FACE_CHIPS["dlib"])
+    mirrored_chip = align_chip(ImageOps.mirror(image), mirrored, FACE_CHIPS["dlib"])
+    difference = np.abs(np.asarray(ImageOps.mirror(chip), dtype=float) - np.asarray(mirrored_chip, dtype=float))
+    assert difference.mean() < 3.0
+
+
+def test_a_reframed_chip_is_wider_and_shifted():
+    chip = FACE_CHIPS["dlib"]
+    assert chip.reframed(1.0, 0.0) == chip
+    wider = chip.reframed(1.25, 0.1)
+    eye_gap = chip.points[1][0] - chip.points[0][0]
+    assert wider.points[1][0] - wider.points[0][0] == pytest.approx(eye_gap / 1.25)
+    assert sum(x for x, _ in wider.points) / 5 < sum(x for x, _ in chip.points) / 5  # the frame moved right: the face left
+
+
+def test_an_unknown_chip_is_refused():
+    with pytest.raises(ValueError, match="dlib"):
+        FaceDetector(chip="arcface")
+
+
+def test_the_detector_cuts_dlib_chips_of_a_real_face():
+    data = pytest.importorskip("skimage.data")
+    photo = Image.fromarray(data.astronaut())
+    (box_face,), (chip_face,) = FaceDetector().detect(photo), FaceDetector(chip="dlib").detect(photo)
+    assert box_face.box == chip_face.box  # the same detection, cut two ways
+    assert chip_face.crop.width == chip_face.crop.height
+    assert chip_face.crop.size != box_face.crop.size

@@ -1,6 +1,7 @@
 """The training flow end to end with a tiny random timm network on generated images."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, prepared, random_image
 from genderage.labels import AGE_GROUPS, JOINT_LABELS
+from genderage.serving.inference import GenderAgeClassifier
 from genderage.training.config import parse_config
 from genderage.training.linear_probe import L2_GRID
 from genderage.training.trainer import run_training
@@ -49,6 +51,7 @@ def test_output_is_a_standard_model_folder(joint_run):
     labels = config.get("id2label") or dict(enumerate(config["label_names"]))
     assert list(labels.values()) == JOINT_LABELS
     assert config["training_sources"] == ["utkface"]  # cross_dataset.py tells in-domain sets by it
+    assert "face_chip" not in config  # faces cut around the detector's box, serving's default
 
 
 def test_metrics_json_is_flat_numbers_per_split(joint_run):
@@ -73,8 +76,6 @@ def test_model_card_yaml_parses_back(joint_run):
 def test_pipeline_agrees_with_project_inference(joint_run):
     from transformers import pipeline
 
-    from genderage.serving.inference import GenderAgeClassifier
-
     images = [random_image(500 + i, size=64 + 10 * i) for i in range(3)]
     classifier = pipeline("image-classification", model=str(joint_run))
     ours = GenderAgeClassifier.from_pretrained(str(joint_run)).predict(images)
@@ -93,6 +94,17 @@ def test_single_tasks(data_dir, tmp_path, task, key, absent):
     labels = json.loads((tmp_path / "config.json").read_text())
     names = list((labels.get("id2label") or dict(enumerate(labels["label_names"]))).values())
     assert names == (["female", "male"] if task == "gender" else AGE_GROUPS)
+
+
+def test_a_model_trained_on_recut_chips_tells_serving_to_cut_alike(data_dir, tmp_path):
+    recut = tmp_path / "data"
+    shutil.copytree(data_dir, recut)
+    report = json.loads((recut / "report.json").read_text())
+    (recut / "report.json").write_text(json.dumps(report | {"face_chip": "dlib"}))  # as benchmarks/recut_chips.py writes
+    train(recut, tmp_path / "model", "--task", "gender")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["face_chip"] == "dlib"
+    assert GenderAgeClassifier.from_pretrained(str(tmp_path / "model")).face_chip == "dlib"
+    assert 'FaceDetector(chip="dlib")' in (tmp_path / "model" / "README.md").read_text()
 
 
 def test_two_stage_class_weights_and_backbone_lr_run(data_dir, tmp_path):

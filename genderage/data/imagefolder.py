@@ -57,6 +57,12 @@ def load_prepared(data_dir: str | Path):
     return load_dataset("imagefolder", data_dir=str(data_dir), features=dataset_features())
 
 
+def face_chip_of(data_dir: str | Path) -> str | None:
+    """How a prepared folder's faces were cut, when not around the detector's box (`benchmarks/recut_chips.py --chip`)."""
+    report = Path(data_dir) / REPORT_FILE
+    return json.loads(report.read_text()).get("face_chip") if report.is_file() else None
+
+
 @dataclass
 class PrepareConfig:
     """Everything `prepare_dataset` needs; the CLI fills it from flags."""

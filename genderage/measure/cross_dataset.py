@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.detect:
         from ..serving.faces import FaceDetector
 
-        detector = FaceDetector()
+        detector = FaceDetector(chip=classifier.face_chip)
     trained = training_sources(args.model)
     sheets = Path(args.sheets) if args.sheets else None  # only on request: a sheet shows the test photos themselves
     rows, sheet_names = [], set()

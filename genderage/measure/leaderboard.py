@@ -2,7 +2,7 @@
 its description, accuracy per set, worst group, stability under a mirror and under another framing, speed and size.
 
 Faces are detected once per test set (and once per mirrored set) and shared by every model, so adding a model costs
-its own inference only.
+its own inference only (and its own crops, for a model whose faces are cut another way: config.json's `face_chip`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..data.labelled import LabelledImages
-from ..serving.faces import crop_face
+from ..serving.detectors import Detection
+from ..serving.faces import FACE_CHIPS, cut_face
 from ..serving.inference import GenderAgeClassifier
 from .accuracy import PathAnswers, measure
 from .cross_dataset import fairness_slices, worst_group
@@ -25,33 +26,47 @@ from .stability import REFRAME
 
 
 @dataclass
-class TestSet:
-    """One labelled set with the crops every model sees: the app's, the mirrored photo's, a re-framed one."""
+class Crops:
+    """What a model sees of a test set: the app's crop of each photo's largest face (the photo itself where none is
+    found), the mirrored photo's crop and the same detection framed 1.2x wider and shifted (None where no face)."""
 
-    name: str
-    data: LabelledImages
     crops: list[Image.Image]
-    found: list[bool]
     mirrored: list[Image.Image | None]
     reframed: list[Image.Image | None]
 
 
+@dataclass
+class TestSet:
+    """One labelled set with its largest faces, detected once in each photo and in its mirror image."""
+
+    name: str
+    data: LabelledImages
+    faces: list[Detection | None]
+    mirrored_faces: list[Detection | None]
+    _crops: dict
+
+    @property
+    def found(self) -> list[bool]:
+        return [face is not None for face in self.faces]
+
+    def crops(self, chip: str | None = None) -> Crops:
+        """The crops cut the way a model's config.json says (`face_chip`; None: around the detector's box), cut once."""
+        if chip not in self._crops:
+            style = FACE_CHIPS[chip] if chip else None
+            images = self.data.images
+            self._crops[chip] = Crops(
+                [cut_face(image, face, style) if face else image for image, face in zip(images, self.faces)],
+                [cut_face(ImageOps.mirror(image), face, style) if face else None for image, face in zip(images, self.mirrored_faces)],
+                [cut_face(image, face, style, REFRAME) if face else None for image, face in zip(images, self.faces)])
+        return self._crops[chip]
+
+
 def prepare_test_set(name: str, data: LabelledImages, detector) -> TestSet:
-    """Detect once: the largest face's crop of each photo (the photo itself where none is found), of its mirror
-    image, and the same detection framed 1.2x wider and shifted (None where no face)."""
-    crops, found, reframed = [], [], []
-    for image, faces in zip(data.images, detector.detections(data.images)):
-        if not faces:
-            crops.append(image), found.append(False), reframed.append(None)
-            continue
-        face = faces[0]
-        crops.append(crop_face(image, face.box, face.landmarks, face.framing))
-        found.append(True)
-        reframed.append(crop_face(image, face.box, face.landmarks, face.framing.reframed(*REFRAME)))
+    """Detect the largest face of each photo and of its mirror image, once for every model."""
     mirrored = [ImageOps.mirror(image) for image in data.images]
-    mirrored_crops = [crop_face(image, faces[0].box, faces[0].landmarks, faces[0].framing) if faces else None
-                      for image, faces in zip(mirrored, detector.detections(mirrored))]
-    return TestSet(name, data, crops, found, mirrored_crops, reframed)
+    largest = [faces[0] if faces else None for faces in detector.detections(data.images)]
+    mirrored_largest = [faces[0] if faces else None for faces in detector.detections(mirrored)]
+    return TestSet(name, data, largest, mirrored_largest, {})
 
 
 def describe_model(folder: str | Path) -> dict:
@@ -72,7 +87,7 @@ def describe_model(folder: str | Path) -> dict:
     epochs = re.search(r"Epochs (\d+(?:\.\d+)?)", card)
     onnx = folder / "model.onnx"
     return {"model": str(folder), "backbone": backbone, "init": init,
-            "resolution": size, "epochs": float(epochs.group(1)) if epochs else None,
+            "resolution": size, "face_chip": config.get("face_chip"), "epochs": float(epochs.group(1)) if epochs else None,
             "onnx_mb": round(onnx.stat().st_size / 1e6, 1) if onnx.is_file() else None}
 
 
@@ -106,19 +121,21 @@ def model_row(folder: str | Path, sets: list[TestSet], metric) -> dict:
     p95 under the mirror and under the re-framing; speed last."""
     classifier = GenderAgeClassifier.from_pretrained(str(folder))
     row = describe_model(folder) | {"sets": {}}
+    faces = []
     for test_set in sets:
-        predictions = classifier.predict(test_set.crops)
-        result = measure(classifier, test_set.data, metric, answers=PathAnswers(test_set.crops, test_set.found, predictions, True, 1.0))
+        crops, found = test_set.crops(classifier.face_chip), test_set.found
+        predictions = classifier.predict(crops.crops)
+        result = measure(classifier, test_set.data, metric, answers=PathAnswers(crops.crops, found, predictions, True, 1.0))
         metrics = result["metrics"]
-        original = np.array([p.gender["female"] if found else np.nan for p, found in zip(predictions, test_set.found)])
+        original = np.array([p.gender["female"] if face else np.nan for p, face in zip(predictions, found)])
         row["sets"][test_set.name] = {
-            "n": len(test_set.crops), "faces_found": float(np.mean(test_set.found)) if test_set.found else None,
+            "n": len(crops.crops), "faces_found": float(np.mean(found)) if found else None,
             "gender_accuracy": metrics.get("gender_accuracy"), "age_group_accuracy": metrics.get("age_group_accuracy"),
             "worst_group": worst_group(fairness_slices(metrics)),  # a labelled group of 20 or more photos
-            "mirror_p95": _p95(np.abs(original - _p_female(classifier, test_set.mirrored))),
-            "reframe_p95": _p95(np.abs(original - _p_female(classifier, test_set.reframed))),
+            "mirror_p95": _p95(np.abs(original - _p_female(classifier, crops.mirrored))),
+            "reframe_p95": _p95(np.abs(original - _p_female(classifier, crops.reframed))),
         }
-    faces = [crop for test_set in sets for crop, found in zip(test_set.crops, test_set.found) if found]
+        faces += [crop for crop, face in zip(crops.crops, found) if face]
     row["ms_per_face"] = ms_per_face(folder, faces) if faces else None
     return row
 
@@ -138,11 +155,14 @@ def markdown_table(rows: list[dict]) -> str:
         mirror = np.nanmax([s["mirror_p95"] if s["mirror_p95"] is not None else np.nan for s in sets.values()]) if sets else None
         reframe = np.nanmax([s["reframe_p95"] if s["reframe_p95"] is not None else np.nan for s in sets.values()]) if sets else None
         worst = "; ".join(f"{name}: {s['worst_group']}" for name, s in sets.items() if s["worst_group"])
-        cells = [row["model"], row["backbone"], row["init"], cell(row["resolution"], "{}"), cell(row["epochs"], "{:g}")]
+        size = cell(row["resolution"], "{}") + (f" ({row['face_chip']} chip)" if row.get("face_chip") else "")
+        cells = [row["model"], row["backbone"], row["init"], size, cell(row["epochs"], "{:g}")]
         cells += [f"{cell(s['gender_accuracy'])} / {cell(s['age_group_accuracy'])}" for s in sets.values()]
         cells += [worst or "–", cell(mirror, "{:.2f}"), cell(reframe, "{:.2f}"), cell(row["ms_per_face"], "{:.1f}"), cell(row["onnx_mb"], "{}")]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nmirror p95 and reframe p95: the largest over the sets of the 95th percentile of |ΔP(female)|.\n"
+    return "\n".join(lines) + ("\n\nmirror p95 and reframe p95: the largest over the sets of the 95th percentile of |ΔP(female)|. "
+                               "px: the model's input; a named chip is aligned on the five landmarks (else a square around the "
+                               "detector's box).\n")
 
 
 def plot(rows: list[dict], path: str | Path) -> None:

@@ -1,11 +1,13 @@
-"""Face detection (CenterFace first, MTCNN where it finds nothing) and one crop-and-align function that frames every
-face like a training chip, whichever detector found it."""
+"""Face detection (CenterFace first, MTCNN where it finds nothing) and the crop that frames every face like a
+training chip, whichever detector found it: a square around the detector's box (the default), or a chip aligned on
+the five landmarks like dlib's (`FACE_CHIPS`, for a model whose config.json names `face_chip`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from ..data.images import to_rgb
@@ -66,12 +68,65 @@ def crop_face(image: Image.Image, box: Box, landmarks: Landmarks | None = None, 
     return image.transform((side, side), Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
 
 
+@dataclass(frozen=True)
+class LandmarkChip:
+    """A chip aligned on the five landmarks (eyes, nose, mouth corners): `points` says where they land, in units of
+    the chip's side; `size` is the side the model's processor resizes it to."""
+
+    size: int
+    points: Landmarks
+
+    @classmethod
+    def dlib(cls, size: int, padding: float, template: Landmarks) -> LandmarkChip:
+        """dlib's `get_face_chip(image, shape, size, padding)` framing, from the landmarks' place in its unit face frame."""
+        return cls(size, tuple(((padding + x) / (1 + 2 * padding), (padding + y) / (1 + 2 * padding)) for x, y in template))
+
+    def reframed(self, scale: float, shift: float) -> LandmarkChip:
+        """The same face as another tool might crop it: `scale` times as wide, moved right by `shift` of this side."""
+        return LandmarkChip(self.size, tuple(((x - 0.5 - shift) / scale + 0.5, (y - 0.5) / scale + 0.5) for x, y in self.points))
+
+
+# Where CenterFace's landmarks sit in dlib's unit face frame: medians over the 774 of 800 UTKFace and All-Age-Faces
+# faces that dlib's own 5-point predictor also landmarked, made mirror-symmetric (benchmarks/face_framing.py
+# --dlib-python; MTCNN's differ by at most 0.015, so MTCNN's faces use them too). With 150 px and 25% padding this
+# is the chip dlib's face network was trained on.
+DLIB_CHIP_TEMPLATE = ((0.231, 0.217), (0.769, 0.217), (0.500, 0.522), (0.282, 0.773), (0.718, 0.773))
+FACE_CHIPS = {"dlib": LandmarkChip.dlib(150, 0.25, DLIB_CHIP_TEMPLATE)}
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The least-squares similarity (scale, rotation, shift) taking `source` points onto `target`, as a 2x3 matrix."""
+    source_c, target_c = source[:, 0] + 1j * source[:, 1], target[:, 0] + 1j * target[:, 1]
+    mean_s, mean_t = source_c.mean(), target_c.mean()
+    a = np.vdot(source_c - mean_s, target_c - mean_t) / np.vdot(source_c - mean_s, source_c - mean_s)
+    shift = mean_t - a * mean_s
+    return np.array([[a.real, -a.imag, shift.real], [a.imag, a.real, shift.imag]])
+
+
+def align_chip(image: Image.Image, landmarks: Landmarks, chip: LandmarkChip) -> Image.Image:
+    """The face warped so that its landmarks land on the chip's points, at the photo's own resolution (the model's
+    processor resizes it, with antialiasing, as it does every crop); black beyond the photo."""
+    to_photo = similarity(np.array(chip.points, dtype=float), np.array(landmarks, dtype=float))  # chip units → photo px
+    side = max(1, round(float(np.hypot(*to_photo[:, 0]))))
+    (a, b, c), (d, e, f) = to_photo / [side, side, 1]
+    return image.transform((side, side), Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+
+
+def cut_face(image: Image.Image, detection: Detection, chip: LandmarkChip | None = None,
+             reframe: tuple[float, float] | None = None) -> Image.Image:
+    """A detected face's crop: aligned on its landmarks with `chip`, else around its box (`crop_face`);
+    `reframe=(scale, shift)` frames it as another tool might."""
+    if chip is not None and detection.landmarks is not None:
+        return align_chip(image, detection.landmarks, chip.reframed(*reframe) if reframe else chip)
+    return crop_face(image, detection.box, detection.landmarks, detection.framing.reframed(*reframe) if reframe else detection.framing)
+
+
 class FaceDetector:
     """Faces, largest first: CenterFace (ONNX Runtime, a few ms a photo) first; MTCNN's thorough passes only for
     photos where CenterFace finds nothing. `first="mtcnn"` makes MTCNN the only detector (its earlier behaviour)."""
 
     def __init__(self, min_confidence: float = 0.9, min_face_size: int = 20, first: str = "centerface",
-                 centerface_threshold: float = CENTERFACE_THRESHOLD, threads: int | None = None):
+                 centerface_threshold: float = CENTERFACE_THRESHOLD, threads: int | None = None, chip: str | None = None):
         """
         Args:
             min_confidence: MTCNN's face probability needed to report a face (0-1).
@@ -79,9 +134,14 @@ class FaceDetector:
             first: "centerface" (default) or "mtcnn" (MTCNN alone: slower, the detector of earlier releases).
             centerface_threshold: CenterFace's heatmap peak needed to report a face (0-1).
             threads: CPU threads for both detectors (default: `inference.default_threads()`); 1 in worker processes.
+            chip: how crops are cut: None (a square around the detector's box) or a name in `FACE_CHIPS` ("dlib":
+                aligned on the five landmarks); a model says which in config.json (`GenderAgeClassifier.face_chip`).
         """
         if first not in ("centerface", "mtcnn"):
             raise ValueError(f"first={first!r}: use 'centerface' or 'mtcnn'")
+        if chip is not None and chip not in FACE_CHIPS:
+            raise ValueError(f"chip={chip!r}: use None (the detector's box) or one of {sorted(FACE_CHIPS)}")
+        self.chip = FACE_CHIPS.get(chip)
         self.min_confidence = min_confidence
         self.min_face_size = min_face_size
         self.threads = threads
@@ -120,25 +180,28 @@ class FaceDetector:
         image = to_rgb(image)
         width, height = image.size
         return [Face((max(0, round(d.box[0])), max(0, round(d.box[1])), min(width, round(d.box[2])), min(height, round(d.box[3]))),
-                     d.confidence, crop_face(image, d.box, d.landmarks, d.framing))
+                     d.confidence, self.crop(image, d))
                 for d in self.detections([image], fallback)[0]]
+
+    def crop(self, image: Image.Image, detection: Detection, reframe: tuple[float, float] | None = None) -> Image.Image:
+        """The face's training-style crop; `reframe=(scale, shift)` frames it as another tool might."""
+        return cut_face(image, detection, self.chip, reframe)
 
     def largest_crops(self, images: list[Image.Image], reframe: tuple[float, float] | None = None) -> list[Image.Image | None]:
         """The aligned crop of each image's largest face (None where none is found): training data and benchmarks.
         `reframe=(scale, shift)` frames the same face as another tool might (ChipFraming.reframed)."""
-        return [crop_face(to_rgb(image), faces[0].box, faces[0].landmarks,
-                          faces[0].framing.reframed(*reframe) if reframe else faces[0].framing) if faces else None
+        return [self.crop(to_rgb(image), faces[0], reframe) if faces else None
                 for image, faces in zip(images, self.detections(images))]
 
 
-_shared_detector: FaceDetector | None = None
+_shared_detectors: dict[str | None, FaceDetector] = {}
 
 
-def largest_face_crop(image: Image.Image) -> Image.Image | None:
+def largest_face_crop(image: Image.Image, chip: str | None = None) -> Image.Image | None:
     """The largest face, aligned and framed like a training chip; None if there is none (prepare's faces=crop).
 
     The detector loads once per process, on one thread: prepare_dataset runs this in one worker process per core.
     """
-    global _shared_detector
-    _shared_detector = _shared_detector or FaceDetector(threads=1)
-    return _shared_detector.largest_crops([image])[0]
+    if chip not in _shared_detectors:
+        _shared_detectors[chip] = FaceDetector(threads=1, chip=chip)
+    return _shared_detectors[chip].largest_crops([image])[0]

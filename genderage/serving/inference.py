@@ -95,7 +95,7 @@ class GenderAgeClassifier:
 
     def __init__(self, model, processor, device: str = "cpu", bf16: bool = False, session=None,
                  label_names: list[str] | None = None, path_or_id: str | None = None,
-                 numpy_preprocessor: NumpyPreprocessor | None = None):
+                 numpy_preprocessor: NumpyPreprocessor | None = None, face_chip: str | None = None):
         self._model = model
         if model is not None:
             import torch
@@ -103,6 +103,9 @@ class GenderAgeClassifier:
             # channels_last is faster for these convolutional networks on CPUs and GPUs alike.
             self._model = model.eval().to(device, memory_format=torch.channels_last)
             label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+            face_chip = getattr(model.config, "face_chip", None)
+        # How the model's training faces were cut (None: around the detector's box); FaceDetector(chip=...) cuts alike.
+        self.face_chip = face_chip
         self.processor = processor
         # ONNX Runtime takes numpy: the processor's transform in numpy skips a torch round trip per call (same pixels).
         if numpy_preprocessor is None and session is not None:
@@ -173,7 +176,7 @@ class GenderAgeClassifier:
             from transformers import AutoImageProcessor
 
             processor = AutoImageProcessor.from_pretrained(path_or_id)
-        return cls(None, processor, "cpu", False, session, names, path_or_id, numpy_preprocessor)
+        return cls(None, processor, "cpu", False, session, names, path_or_id, numpy_preprocessor, config.get("face_chip"))
 
     @property
     def model(self):

@@ -97,7 +97,7 @@ class PhotoPredictor:
         from .inference import GenderAgeClassifier
 
         self.classifier = GenderAgeClassifier.from_pretrained(model, backend=backend, threads=threads)
-        self.detector = FaceDetector(threads=threads)
+        self.detector = FaceDetector(threads=threads, chip=self.classifier.face_chip)
         self.flip = flip
 
     def rows(self, files: list[str]) -> list[list[dict]]:

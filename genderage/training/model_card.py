@@ -6,6 +6,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..data.imagefolder import face_chip_of
 from ..labels import AGE_GROUPS
 from .config import DataArguments, ModelArguments, TrainArguments
 from .evaluation import PLOTS
@@ -86,6 +87,12 @@ def build_model_card(model_args: ModelArguments, data_args: DataArguments, train
     base_model = base_model_id(model_args)
     started_from = model_args.model_name_or_path or f"timm {model_args.timm_architecture} ({model_args.pretrained_weights or 'random init'})"
     dataset_name, licences = _dataset_info(data_args.data_dir)
+    chip = face_chip_of(data_args.data_dir) if data_args.data_dir else None
+    framing = (f"Feed a face chip cut like the training data: aligned on five landmarks (eyes, nose, mouth corners) like "
+               f"dlib's chips (`face_chip: {chip}` in config.json; `genderage.serving.faces.FaceDetector(chip=\"{chip}\")` "
+               f"cuts them); `app.py` detects and cuts faces so for you." if chip else
+               "Feed a face crop framed like the training data (a tight, roughly centred face); `app.py` detects and crops\n"
+               "faces for you.")
     test = results["test"]["metrics"]
     eval_results = [
         EvalResult(task_type="image-classification", dataset_type=dataset_name, dataset_name=dataset_name,
@@ -125,8 +132,7 @@ classifier = pipeline("image-classification", model="PATH_OR_HUB_ID")
 predictions = classifier("face.jpg", top_k=classifier.model.config.num_labels)
 ```
 
-Feed a face crop framed like the training data (a tight, roughly centred face); `app.py` detects and crops
-faces for you.
+{framing}
 
 ## Intended and out-of-scope uses
 Intended: research and demonstrations of perceived-attribute classification, and measuring where such models fail.
