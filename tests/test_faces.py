@@ -270,11 +270,10 @@ def test_a_face_cut_by_the_edge_is_reported_inside_the_photo(astronaut):
 
 
 def dlib_chip_photo(angle: float, scale: float) -> tuple[Image.Image, tuple]:
-    """A grey photo with five white dots where a face tilted by `angle` and `scale` times the chip's size would have
-    its landmarks, so the dlib chip must bring them back exactly onto the template."""
-    chip = FACE_CHIPS["dlib"]
+    """A grey photo with five white dots where a face tilted by `angle` on a chip `scale` times 150 px would have its
+    landmarks, so the dlib chip must bring them back exactly onto the template."""
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    landmarks = tuple((70 + scale * chip.size * (cos * x - sin * y), 40 + scale * chip.size * (sin * x + cos * y)) for x, y in chip.points)
+    landmarks = tuple((70 + scale * 150 * (cos * x - sin * y), 40 + scale * 150 * (sin * x + cos * y)) for x, y in FACE_CHIPS["dlib"].points)
     image = Image.new("RGB", (300, 300), (90, 90, 90))
     draw = ImageDraw.Draw(image)
     for x, y in landmarks:
@@ -286,7 +285,7 @@ def dlib_chip_photo(angle: float, scale: float) -> tuple[Image.Image, tuple]:
 def test_a_dlib_chip_puts_the_landmarks_on_the_template(angle, scale):
     image, landmarks = dlib_chip_photo(angle, scale)
     chip = align_chip(image, landmarks, FACE_CHIPS["dlib"])
-    assert chip.width == chip.height == round(scale * FACE_CHIPS["dlib"].size)  # the photo's own resolution
+    assert chip.width == chip.height == round(scale * 150)  # the photo's own resolution
     bright = np.array(chip.convert("L")) > 170
     labelled = [(x * chip.width, y * chip.height) for x, y in FACE_CHIPS["dlib"].points]
     for x, y in labelled:  # every dot's pixels sit around its template point

@@ -71,27 +71,26 @@ def crop_face(image: Image.Image, box: Box, landmarks: Landmarks | None = None, 
 @dataclass(frozen=True)
 class LandmarkChip:
     """A chip aligned on the five landmarks (eyes, nose, mouth corners): `points` says where they land, in units of
-    the chip's side; `size` is the side the model's processor resizes it to."""
+    the chip's side (the model's processor resizes the chip to its input size)."""
 
-    size: int
     points: Landmarks
 
     @classmethod
-    def dlib(cls, size: int, padding: float, template: Landmarks) -> LandmarkChip:
+    def dlib(cls, padding: float, template: Landmarks) -> LandmarkChip:
         """dlib's `get_face_chip(image, shape, size, padding)` framing, from the landmarks' place in its unit face frame."""
-        return cls(size, tuple(((padding + x) / (1 + 2 * padding), (padding + y) / (1 + 2 * padding)) for x, y in template))
+        return cls(tuple(((padding + x) / (1 + 2 * padding), (padding + y) / (1 + 2 * padding)) for x, y in template))
 
     def reframed(self, scale: float, shift: float) -> LandmarkChip:
         """The same face as another tool might crop it: `scale` times as wide, moved right by `shift` of this side."""
-        return LandmarkChip(self.size, tuple(((x - 0.5 - shift) / scale + 0.5, (y - 0.5) / scale + 0.5) for x, y in self.points))
+        return LandmarkChip(tuple(((x - 0.5 - shift) / scale + 0.5, (y - 0.5) / scale + 0.5) for x, y in self.points))
 
 
 # Where CenterFace's landmarks sit in dlib's unit face frame: medians over the 774 of 800 UTKFace and All-Age-Faces
 # faces that dlib's own 5-point predictor also landmarked, made mirror-symmetric (benchmarks/face_framing.py
-# --dlib-python; MTCNN's differ by at most 0.015, so MTCNN's faces use them too). With 150 px and 25% padding this
-# is the chip dlib's face network was trained on.
+# --dlib-python; MTCNN's differ by at most 0.015, so MTCNN's faces use them too). With 25% padding, resized to 150 px,
+# this is the chip dlib's face network was trained on.
 DLIB_CHIP_TEMPLATE = ((0.231, 0.217), (0.769, 0.217), (0.500, 0.522), (0.282, 0.773), (0.718, 0.773))
-FACE_CHIPS = {"dlib": LandmarkChip.dlib(150, 0.25, DLIB_CHIP_TEMPLATE)}
+FACE_CHIPS = {"dlib": LandmarkChip.dlib(0.25, DLIB_CHIP_TEMPLATE)}
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
