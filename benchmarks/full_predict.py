@@ -119,7 +119,7 @@ class Ours:
         # Where the time goes (classify = the classifier's call less its preprocessing).
         self.totals = dict.fromkeys(STAGES, 0.0)
         detector.detections = timed(detector.detections, self.totals, "detect")
-        faces.crop_face = timed(faces.crop_face, self.totals, "crop_align")
+        faces.cut_face = timed(faces.cut_face, self.totals, "crop_align")  # a box crop or a landmark chip
         if self.classifier.numpy_preprocessor is not None:
             self.classifier.numpy_preprocessor = timed(self.classifier.numpy_preprocessor, self.totals, "preprocess")
         if self.classifier.processor is not None:

@@ -104,9 +104,14 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def align_chip(image: Image.Image, landmarks: Landmarks, chip: LandmarkChip) -> Image.Image:
     """The face warped so that its landmarks land on the chip's points, at the photo's own resolution (the model's
-    processor resizes it, with antialiasing, as it does every crop); black beyond the photo."""
+    processor resizes it, with antialiasing, as it does every crop); black beyond the photo. Like `crop_face`, a
+    tilt under MIN_ALIGN_DEGREES is left alone."""
     to_photo = similarity(np.array(chip.points, dtype=float), np.array(landmarks, dtype=float))  # chip units → photo px
     side = max(1, round(float(np.hypot(*to_photo[:, 0]))))
+    if abs(math.degrees(math.atan2(to_photo[1, 0], to_photo[0, 0]))) < MIN_ALIGN_DEGREES:
+        # A face this upright is a plain square crop (black beyond the photo): a quarter of the warp's time.
+        x0, y0 = round(to_photo[0, 2]), round(to_photo[1, 2])
+        return image.crop((x0, y0, x0 + side, y0 + side))
     (a, b, c), (d, e, f) = to_photo / [side, side, 1]
     return image.transform((side, side), Image.Transform.AFFINE, (a, b, c, d, e, f), Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
 
