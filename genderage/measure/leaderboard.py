@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ class TestSet:
     data: LabelledImages
     faces: list[Detection | None]
     mirrored_faces: list[Detection | None]
-    _crops: dict
+    _crops: dict[str | None, Crops] = field(default_factory=dict, repr=False)
 
     @property
     def found(self) -> list[bool]:
@@ -66,7 +66,7 @@ def prepare_test_set(name: str, data: LabelledImages, detector) -> TestSet:
     mirrored = [ImageOps.mirror(image) for image in data.images]
     largest = [faces[0] if faces else None for faces in detector.detections(data.images)]
     mirrored_largest = [faces[0] if faces else None for faces in detector.detections(mirrored)]
-    return TestSet(name, data, largest, mirrored_largest, {})
+    return TestSet(name, data, largest, mirrored_largest)
 
 
 def describe_model(folder: str | Path) -> dict:

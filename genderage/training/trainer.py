@@ -222,9 +222,10 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     if "source" in dataset["train"].column_names:
         # What the model saw, for reports that tell in-domain from out-of-domain sets (--train_sources narrows it).
         model.config.training_sources = sorted(dataset["train"].unique("source"))
-    if data_args.data_dir and face_chip_of(data_args.data_dir):
+    chip = face_chip_of(data_args.data_dir) if data_args.data_dir else None
+    if chip:
         # Faces cut another way than around the detector's box: serving must cut them the same way.
-        model.config.face_chip = face_chip_of(data_args.data_dir)
+        model.config.face_chip = chip
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
