@@ -10,8 +10,10 @@ Source kinds (repeat --source; options follow after commas):
     csv=FILE[,root=DIR,file_col=..,gender_col=..,age_col=..,race_col=..]   FairFace-style annotations
     pattern=DIR,regex=(?P<gender>..)-(?P<age>..)                             labels in file names
     feedback=DIR                   corrections saved by app.py
-Every source also takes name=NAME, license=TEXT, and faces=crop for photos that are not face crops
-(detect the largest face and crop it the way the training faces are framed; no face = dropped).
+Every source also takes name=NAME, license=TEXT, faces=crop for photos that are not face crops
+(detect the largest face and crop it the way the training faces are framed; no face = dropped), and
+train_labels=age (or gender) for a source whose other labels must not be learnt (a one-gender source):
+they are withheld, as unknown.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="seed of the split assignment")
     parser.add_argument("--split-ratios", default="80/10/10", help="train/validation/test percentages")
     parser.add_argument("--test-source", help="hold this source (by name) out as the whole test set")
+    parser.add_argument("--hold-out", action="append", default=[], metavar="NAME=N",
+                        help="set N photos of source NAME aside (stratified by race × age group), listed in "
+                             "OUT/holdout/NAME.csv for measuring; repeatable")
     parser.add_argument("--min-side", type=int, default=32, help="drop images whose shorter side is smaller (px)")
     parser.add_argument("--max-side", type=int, default=0, help="downscale larger images to this side (px); 0 keeps sizes")
     parser.add_argument("--near-duplicate-distance", type=int, default=12, help="max Hamming distance of 256-bit dHashes; -1 disables")
@@ -58,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ratios = tuple(float(p) / 100 for p in args.split_ratios.split("/"))
         sources = [parse_source_spec(text) for text in args.source]
+        holdout = {}
+        for text in args.hold_out:
+            name, _, size = text.partition("=")
+            if not size.isdigit():
+                raise ValueError(f"--hold-out {text!r}: use NAME=N, e.g. --hold-out fairface=3000")
+            holdout[name] = int(size)
         config = PrepareConfig(
             sources=sources,
             output_dir=args.output,
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             cleaning=CleaningOptions(min_side=args.min_side, max_side=args.max_side),
             near_duplicate_distance=args.near_duplicate_distance,
             test_source=args.test_source,
+            holdout=holdout,
             overwrite=args.overwrite,
             face_cropper=_face_cropper() if any(spec.crop_faces for spec in sources) else None,
             **({"workers": args.workers} if args.workers else {}),

@@ -78,6 +78,45 @@ def split_joint_label(label: str) -> tuple[str, str]:
     return gender, age_group
 
 
+# Training targets of the joint task when a row has only one label: after the 18 joint classes come "this gender, any
+# age" (2) and "this age group, either gender" (9). The model stays an 18-label classifier; such a row is learnt
+# through the marginal likelihood of the classes its target allows.
+GENDER_ONLY_TARGETS = len(JOINT_LABELS)
+AGE_ONLY_TARGETS = GENDER_ONLY_TARGETS + len(GENDERS)
+NUM_JOINT_TARGETS = AGE_ONLY_TARGETS + len(AGE_GROUPS)
+
+
+def joint_target(gender: int | None, age_group: int | None) -> int | None:
+    """The joint task's target for a row's (gender, age group) indices, either of which may be unknown; None if both are."""
+    if gender is not None and age_group is not None:
+        return gender * len(AGE_GROUPS) + age_group
+    if gender is not None:
+        return GENDER_ONLY_TARGETS + gender
+    if age_group is not None:
+        return AGE_ONLY_TARGETS + age_group
+    return None
+
+
+def target_labels(target: int) -> tuple[int | None, int | None]:
+    """Inverse of `joint_target`: (gender index or None, age-group index or None)."""
+    if target < GENDER_ONLY_TARGETS:
+        return divmod(target, len(AGE_GROUPS))
+    if target < AGE_ONLY_TARGETS:
+        return target - GENDER_ONLY_TARGETS, None
+    return None, target - AGE_ONLY_TARGETS
+
+
+def joint_target_sets() -> np.ndarray:
+    """A (targets × 18) boolean matrix: which joint classes each joint-task target allows."""
+    sets = np.zeros((NUM_JOINT_TARGETS, len(JOINT_LABELS)), dtype=bool)
+    for target in range(NUM_JOINT_TARGETS):
+        gender, age_group = target_labels(target)
+        for g in range(len(GENDERS)):
+            for a in range(len(AGE_GROUPS)):
+                sets[target, g * len(AGE_GROUPS) + a] = gender in (None, g) and age_group in (None, a)
+    return sets
+
+
 @dataclass
 class Prediction:
     """One face's answer: marginal probabilities, the expected age, and every raw label's probability."""

@@ -32,7 +32,7 @@ def build_dataset_card(report: dict, rows: list[dict]) -> str:
         pretty_name="genderage prepared dataset",
     )
     sources = "\n".join(
-        f"- **{name}** ({info['kind']}, {info['kept']} images kept): licence: {info['license']}"
+        f"- **{name}** ({info['kind']}, {info['kept']} images kept): licence: {info['license']}{_label_notes(name, info)}"
         for name, info in report["sources"].items()
     )
     dropped = ", ".join(f"{stage}: {n}" for stage, n in report["dropped_by_stage"].items()) or "none"
@@ -75,6 +75,19 @@ and were dropped whole; the others kept one image, so no duplicate can straddle 
     return str(DatasetCard(content))
 
 
+def _label_notes(name: str, info: dict) -> str:
+    """What a source may not teach (train_labels) and what it holds out, in words."""
+    notes = ""
+    if info.get("withheld"):
+        counts = ", ".join(f"{key} ×{n}" for key, n in sorted(info["withheld"].items()))
+        notes += (f". Trains on its **{info['train_labels']}** labels only (`train_labels`): its other labels are "
+                  f"unknown here ({counts} withheld), e.g. because the source holds one gender only")
+    if info.get("held_out"):
+        notes += (f". {info['held_out']} photos held out of every split, stratified by race × age group: "
+                  f"`holdout/{name}.csv` lists the original photos, to measure through the detect path")
+    return notes
+
+
 def format_summary(report: dict) -> str:
     """The table printed at the end of `prepare_dataset.py`."""
     lines = [
@@ -87,4 +100,9 @@ def format_summary(report: dict) -> str:
     for split, total in report["splits"].items():
         counts = [report["by_split_gender"].get(f"{split}/{g}", 0) for g in ("female", "male", "unknown")]
         lines.append(f"{split:<12}{counts[0]:>8}{counts[1]:>8}{counts[2]:>9}{total:>8}")
+    for name, info in report["sources"].items():
+        if info.get("withheld"):
+            lines.append(f"{name}: trains on {info['train_labels']} only; withheld {sum(info['withheld'].values())} labels")
+        if info.get("held_out"):
+            lines.append(f"{name}: {info['held_out']} photos held out, listed in holdout/{name}.csv")
     return "\n".join(lines)

@@ -20,12 +20,13 @@ from ..labels import AGE_GROUPS, GENDERS
 from .dedup import Fingerprint, deduplicate
 from .images import CleaningOptions, FaceCropper, ImageInfo, process_image
 from .sources import Record, SourceError, SourceSpec, read_source
-from .splits import SPLITS, stratified_split
+from .splits import SPLITS, stratified_holdout, stratified_split
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.jsonl"
 DROPPED_FILE = "dropped.csv"
+HOLDOUT_DIR = "holdout"  # OUT/holdout/NAME.csv: a source's held-out photos, as a csv= source of the original files
 REPORT_FILE = "report.json"
 CARD_FILE = "README.md"
 
@@ -74,6 +75,9 @@ class PrepareConfig:
     cleaning: CleaningOptions = field(default_factory=CleaningOptions)
     near_duplicate_distance: int = 12  # bits of the 256-bit dHash; -1 turns near-duplicate search off
     test_source: str | None = None
+    # {source name: photos} held out of every split, stratified by race × age group, listed as original photos for
+    # measuring through the app's detect path (a yardstick for photos like that source's, never trained on).
+    holdout: dict[str, int] = field(default_factory=dict)
     workers: int = max(1, os.cpu_count() or 1)
     overwrite: bool = False
     face_cropper: FaceCropper | None = None  # needed by faces=crop sources (picklable: it runs in worker processes)
@@ -86,6 +90,9 @@ class PrepareConfig:
         names = [spec.name for spec in self.sources]
         if self.test_source and self.test_source not in names:
             raise SourceError(f"--test-source {self.test_source!r} is not one of the sources {names}")
+        for name, size in self.holdout.items():
+            if name not in names:
+                raise SourceError(f"--hold-out {name}={size}: {name!r} is not one of the sources {names}")
         cropped = [spec.name for spec in self.sources if spec.crop_faces]
         if cropped and self.face_cropper is None:
             raise SourceError(f"sources {cropped} ask for faces=crop, but no face_cropper was given "
@@ -93,10 +100,11 @@ class PrepareConfig:
 
 
 def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, str, str, str]], list[dict], dict]:
+    """Every source's records, dropped and ignored inputs, and per source its licence and the labels it withholds."""
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise SourceError(f"source names must be unique, got {names}; name them with ,name=...")
-    records, dropped, ignored, licenses = [], [], [], {}
+    records, dropped, ignored, source_info = [], [], [], {}
     for spec in specs:
         result = read_source(spec)
         logger.info("source %s (%s): %d labelled, %d unusable labels", spec.name, spec.kind, len(result.records), len(result.dropped))
@@ -104,8 +112,9 @@ def _read_all(specs: list[SourceSpec]) -> tuple[list[Record], list[tuple[str, st
         dropped += [(path, spec.name, "file", reason) for path, reason in result.unreadable]
         dropped += [(path, spec.name, "labels", reason) for path, reason in result.dropped]
         ignored += [{"path": path, "source": spec.name, "reason": reason} for path, reason in result.ignored]
-        licenses[spec.name] = spec.license
-    return records, dropped, ignored, licenses
+        source_info[spec.name] = {"license": spec.license, "train_labels": "+".join(spec.train_labels),
+                                   "withheld": result.withheld}
+    return records, dropped, ignored, source_info
 
 
 def _prepare_output(config: PrepareConfig) -> Path:
@@ -139,7 +148,7 @@ def _process_one(task: tuple[int, str, bool], output_dir: str, options: Cleaning
 def prepare_dataset(config: PrepareConfig) -> dict:
     """Read, clean, de-duplicate and split the sources into `config.output_dir`; return the report."""
     started = time.perf_counter()
-    records, dropped, ignored, licenses = _read_all(config.sources)
+    records, dropped, ignored, source_info = _read_all(config.sources)
     if not records:
         raise SourceError("the sources hold no labelled images")
     staging = _prepare_output(config)
@@ -158,9 +167,14 @@ def prepare_dataset(config: PrepareConfig) -> dict:
         dropped.append((records[index].source_path, records[index].source, "duplicate", reason))
         (staging / infos[index].output_name).unlink(missing_ok=True)
     kept = [decoded[position] for position in decision.keep]
+    held = _hold_out(config, records, kept)
+    for i in held:
+        (staging / infos[i].output_name).unlink(missing_ok=True)
+    kept = [i for i in kept if i not in held]
 
+    # Unknown labels sort after the known ones, so adding a partly labelled source leaves the other rows' splits as they were.
     splits = stratified_split(
-        [f"{records[i].gender}|{records[i].age_group}" for i in kept],
+        [f"{records[i].gender or 'unknown'}|{records[i].age_group or 'unknown'}" for i in kept],
         config.ratios,
         config.seed,
         [records[i].source == config.test_source for i in kept],
@@ -168,7 +182,10 @@ def prepare_dataset(config: PrepareConfig) -> dict:
     rows = _write_splits(config.output_dir, staging, [(records[i], infos[i]) for i in kept], splits)
     _write_dropped(config.output_dir / DROPPED_FILE, dropped)
 
-    report = _build_report(config, records, rows, dropped, ignored, licenses, decision, time.perf_counter() - started)
+    holdout_counts = _write_holdouts(config.output_dir, [records[i] for i in sorted(held)])
+    for name, info in source_info.items():
+        info["held_out"] = holdout_counts.get(name, 0)
+    report = _build_report(config, records, rows, dropped, ignored, source_info, decision, time.perf_counter() - started)
     (config.output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
     from .dataset_card import build_dataset_card
 
@@ -194,6 +211,30 @@ def _write_splits(out: Path, staging: Path, items: list[tuple[Record, ImageInfo]
     return rows
 
 
+def _hold_out(config: PrepareConfig, records: list[Record], kept: list[int]) -> set[int]:
+    """The kept rows that `config.holdout` sets aside, stratified by race × age group within each named source."""
+    held: set[int] = set()
+    for name, size in config.holdout.items():
+        rows = [i for i in kept if records[i].source == name]
+        chosen = stratified_holdout([f"{records[i].race}|{records[i].age_group}" for i in rows], size, config.seed)
+        held |= {i for i, is_held in zip(rows, chosen) if is_held}
+    return held
+
+
+def _write_holdouts(out: Path, records: list[Record]) -> dict[str, int]:
+    """OUT/holdout/NAME.csv per source: the original photos' absolute paths and labels (a `csv=` source)."""
+    counts = Counter(record.source for record in records)
+    if counts:
+        (out / HOLDOUT_DIR).mkdir()
+    for name in counts:
+        with (out / HOLDOUT_DIR / f"{name}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file_name", "gender", "age", "age_group", "race"])
+            writer.writerows([os.path.abspath(r.source_path), r.gender or "", "" if r.age is None else r.age,
+                              r.age_group or "", r.race or ""] for r in records if r.source == name)
+    return dict(counts)
+
+
 def _write_dropped(path: Path, dropped: list[tuple[str, str, str, str]]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -201,7 +242,7 @@ def _write_dropped(path: Path, dropped: list[tuple[str, str, str, str]]) -> None
         writer.writerows(dropped)
 
 
-def _build_report(config, records, rows, dropped, ignored, licenses, decision, seconds) -> dict:
+def _build_report(config, records, rows, dropped, ignored, source_info, decision, seconds) -> dict:
     return {
         "inputs": len(records) + sum(1 for d in dropped if d[2] in ("file", "labels")),
         "kept": len(rows),
@@ -213,7 +254,7 @@ def _build_report(config, records, rows, dropped, ignored, licenses, decision, s
         "splits": {s: sum(r["split"] == s for r in rows) for s in SPLITS},
         "by_split_gender": {f"{s}/{g}": n for (s, g), n in sorted(Counter((r["split"], r["gender"] or "unknown") for r in rows).items())},
         "sources": {
-            spec.name: {"kind": spec.kind, "path": str(spec.path), "license": licenses[spec.name],
+            spec.name: {"kind": spec.kind, "path": str(spec.path), **source_info[spec.name],
                         "kept": sum(r["source"] == spec.name for r in rows)}
             for spec in config.sources
         },
@@ -224,6 +265,7 @@ def _build_report(config, records, rows, dropped, ignored, licenses, decision, s
             "max_side": config.cleaning.max_side,
             "near_duplicate_distance": config.near_duplicate_distance,
             "test_source": config.test_source,
+            "holdout": config.holdout,
         },
         "seconds": round(seconds, 1),
     }

@@ -26,7 +26,9 @@ DEFAULT_LICENSES = {
     "utkface": "UTKFace: non-commercial research use only (https://susangg.github.io/UTKFace/)",
     "feedback": "user feedback collected with consent by the genderage app",
 }
-SOURCE_OPTIONS = ("name", "license", "faces", "map", "regex", "root", "file_col", "gender_col", "age_col", "race_col")
+SOURCE_OPTIONS = ("name", "license", "faces", "train_labels", "map", "regex", "root", "file_col", "gender_col", "age_col",
+                  "race_col")
+LABEL_KINDS = ("gender", "age")
 
 
 class SourceError(ValueError):
@@ -66,6 +68,15 @@ class SourceSpec:
         return value == "crop"
 
     @property
+    def train_labels(self) -> tuple[str, ...]:
+        """`train_labels=age` (or `gender`; default both): the labels this source may teach. The others are withheld,
+        as unknown: a one-gender source's gender says "photos like these are men", not who is a woman."""
+        names = tuple(filter(None, self.options.get("train_labels", "gender+age").replace(",", "+").split("+")))
+        if not names or set(names) - set(LABEL_KINDS):
+            raise SourceError(f"train_labels={self.options['train_labels']!r}: use gender, age or gender+age")
+        return tuple(kind for kind in LABEL_KINDS if kind in names)
+
+    @property
     def license(self) -> str:
         return self.options.get("license") or DEFAULT_LICENSES.get(self.kind, "unknown (set it with license=...)")
 
@@ -79,6 +90,7 @@ class SourceResult:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    withheld: dict[str, int] = field(default_factory=dict)  # 'gender=male': rows whose label train_labels withheld
 
 
 def parse_source_spec(text: str) -> SourceSpec:
@@ -101,7 +113,30 @@ def read_source(spec: SourceSpec) -> SourceResult:
     """Read one source's labels with the reader for its kind."""
     if not spec.path.exists():
         raise SourceError(f"source {spec.kind}={spec.path}: path does not exist")
-    return READERS[spec.kind](spec)
+    kept = spec.train_labels
+    result = READERS[spec.kind](spec)
+    if kept != LABEL_KINDS:
+        withhold_labels(result, kept)
+    return result
+
+
+def withhold_labels(result: SourceResult, kept: tuple[str, ...]) -> None:
+    """Forget the labels a source may not teach (counted in `withheld`); a record left with none is dropped."""
+    records = []
+    for record in result.records:
+        if "gender" not in kept and record.gender is not None:
+            key = f"gender={record.gender}"
+            result.withheld[key] = result.withheld.get(key, 0) + 1
+            record.gender = None
+        if "age" not in kept and record.age_group is not None:
+            key = f"age_group={record.age_group}"
+            result.withheld[key] = result.withheld.get(key, 0) + 1
+            record.age, record.age_group = None, None
+        if record.gender is None and record.age_group is None:
+            result.dropped.append((record.source_path, f"no {' or '.join(kept)} label (train_labels={'+'.join(kept)})"))
+        else:
+            records.append(record)
+    result.records = records
 
 
 def _list_files(root: Path, result: SourceResult) -> list[Path]:

@@ -40,3 +40,24 @@ def stratified_split(
         for position, index in enumerate(items):
             assignment[index] = "validation" if position < n_val else "test" if position < n_val + n_test else "train"
     return assignment
+
+
+def stratified_holdout(strata: list[str], size: int, seed: int) -> list[bool]:
+    """Flag `size` items to set aside, each stratum in proportion to its size (rounding carried across strata)."""
+    if not 0 <= size <= len(strata):
+        raise ValueError(f"cannot hold out {size} of {len(strata)} items")
+    by_stratum: dict[str, list[int]] = defaultdict(list)
+    for index, stratum in enumerate(strata):
+        by_stratum[stratum].append(index)
+    flags = [False] * len(strata)
+    rng = random.Random(seed)
+    seen = done = 0
+    for stratum in sorted(by_stratum):
+        items = by_stratum[stratum]
+        rng.shuffle(items)
+        seen += len(items)
+        take = round(seen * size / len(strata)) - done
+        done += take
+        for index in items[:take]:
+            flags[index] = True
+    return flags

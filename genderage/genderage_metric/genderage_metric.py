@@ -19,7 +19,9 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions: per-example class probabilities over the task's labels (2 genders, 9 age groups, or 18 joint
         labels ordered gender-major: female 0-2 ... female 70+, male 0-2 ... male 70+).
-    references: the true class index of each example.
+    references: the true class index of each example. For "gender_age", partly labelled rows are numbered after the
+        18 joint classes: 18 + gender (gender only), 20 + age group (age group only); each metric counts a row only
+        for the labels it has (joint accuracy: the fully labelled rows).
     task: "gender", "age" or "gender_age".
     ages: optional true ages in years (-1 or None where unknown) for the MAE of the expected age.
     slices: optional {column: [value per example]}; every accuracy is repeated per value as `metric/column=value`.
@@ -72,15 +74,34 @@ def _split_task(task, probabilities, references):
     if task == "age":
         return None, (probabilities, references)
     joint = probabilities.reshape(len(probabilities), len(GENDERS), len(AGE_GROUPS))
-    return (joint.sum(2), references // len(AGE_GROUPS)), (joint.sum(1), references % len(AGE_GROUPS))
+    classes, gender_only = len(GENDERS) * len(AGE_GROUPS), len(GENDERS) * len(AGE_GROUPS) + len(GENDERS)
+    gender_true = np.where(references < classes, references // len(AGE_GROUPS),
+                           np.where(references < gender_only, references - classes, -1))
+    age_true = np.where(references < classes, references % len(AGE_GROUPS),
+                        np.where(references >= gender_only, references - gender_only, -1))
+    return (joint.sum(2), gender_true), (joint.sum(1), age_true)
+
+
+def _known(view, ages=None):
+    """The rows of a (probabilities, truth) view whose label is known (truth ≥ 0), and their ages."""
+    known = view[1] >= 0
+    return (view[0][known], view[1][known]), None if ages is None else ages[known]
 
 
 def compute_all(probabilities, references, task, ages=None):
-    """The overall metrics for one set of predictions."""
+    """The overall metrics for one set of predictions, each over the rows that have its label."""
     result = {}
     gender, age = _split_task(task, probabilities, references)
     if task == "gender_age":
-        result["joint_accuracy"] = float((probabilities.argmax(1) == references).mean())
+        full = references < len(GENDERS) * len(AGE_GROUPS)
+        if full.any():
+            result["joint_accuracy"] = float((probabilities[full].argmax(1) == references[full]).mean())
+    if gender is not None:
+        gender = _known(gender)[0]
+        gender = gender if len(gender[1]) else None
+    if age is not None:
+        age, ages = _known(age, ages)
+        age = age if len(age[1]) else None
     if gender is not None:
         result.update(_classification("gender", gender[1], gender[0].argmax(1), GENDERS))
         result["gender_ece"] = expected_calibration_error(gender[0], gender[1])

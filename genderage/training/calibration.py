@@ -33,17 +33,21 @@ def expected_calibration_error(probabilities: np.ndarray, references: np.ndarray
 
 
 def fit_temperature(logits: np.ndarray, references: np.ndarray, max_iter: int = 100) -> float:
-    """The scalar T minimising the NLL of softmax(logits / T) (LBFGS on log T, so T stays positive)."""
+    """The scalar T minimising the NLL of softmax(logits / T) (LBFGS on log T, so T stays positive). Partly labelled
+    rows of the joint task (targets after the 18 classes) count by their marginal likelihood."""
     import torch
+
+    from .losses import partial_nll, target_sets
 
     logits_t = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     labels_t = torch.as_tensor(np.asarray(references), dtype=torch.long)
+    sets = target_sets(logits_t.shape[1])
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits_t / log_t.exp(), labels_t)
+        loss = partial_nll(logits_t / log_t.exp(), labels_t, sets).mean()
         loss.backward()
         return loss
 
@@ -93,17 +97,16 @@ def joint_logits(model, processor, images: list, batch_size: int = 64) -> np.nda
 
 
 def label_indices(rows: list[dict], label_names: list[str]) -> np.ndarray:
-    """Each row's class index among the model's labels (joint `female, 20-29`, or gender / age group alone); -1 if unknown."""
-    from ..labels import joint_label
+    """Each row's target among the model's labels: for the 18 joint labels `genderage.labels.joint_target` (a gender or
+    an age group alone included), else the gender's or age group's index; -1 if the row has no usable label."""
+    from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, joint_target
 
+    if label_names == JOINT_LABELS:
+        targets = [joint_target(None if row["gender"] is None else GENDERS.index(row["gender"]),
+                                None if row["age_group"] is None else AGE_GROUPS.index(row["age_group"])) for row in rows]
+        return np.array([-1 if target is None else target for target in targets], dtype=np.int64)
     lookup = {name: i for i, name in enumerate(label_names)}
-    indices = []
-    for row in rows:
-        if row["gender"] is not None and row["age_group"] is not None and joint_label(row["gender"], row["age_group"]) in lookup:
-            indices.append(lookup[joint_label(row["gender"], row["age_group"])])
-        else:
-            indices.append(lookup.get(row["gender"], lookup.get(row["age_group"], -1)))
-    return np.array(indices)
+    return np.array([lookup.get(row["gender"], lookup.get(row["age_group"], -1)) for row in rows])
 
 
 def marginal_eces(probabilities: np.ndarray, rows: list[dict], label_names: list[str]) -> dict[str, float]:
@@ -135,6 +138,7 @@ def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: s
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from ..data.labelled import from_prepared
+    from .losses import target_sets
     from .modeling import save_model
 
     model_dir = Path(model_dir)
@@ -148,10 +152,11 @@ def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: s
     known = references >= 0
     logits = joint_logits(model, processor, data.images)
     temperature = fit_temperature(logits[known], references[known])
+    allowed = target_sets(len(label_names)).numpy()[references[known]]
 
     def summary(scaled: np.ndarray) -> dict:
         probabilities = _softmax(scaled)
-        nll = -np.log(probabilities[known, references[known]] + 1e-12).mean()
+        nll = -np.log((probabilities[known] * allowed).sum(1) + 1e-12).mean()
         return {**marginal_eces(probabilities, data.rows, label_names), "nll": float(nll)}
 
     before, after = summary(logits), summary(logits / temperature)

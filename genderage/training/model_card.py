@@ -54,7 +54,8 @@ def _dataset_info(data_dir: str | None) -> tuple[str, str]:
     if not report_path.is_file():
         return "unknown", "- unknown"
     report = json.loads(report_path.read_text())
-    licences = "\n".join(f"- **{name}**: {info['license']} ({info['kept']} images)" for name, info in report["sources"].items())
+    licences = "\n".join(f"- **{name}**: {info['license']} ({info['kept']} images){_label_use(info)}"
+                         for name, info in report["sources"].items())
     return "+".join(report["sources"]), licences
 
 
@@ -80,6 +81,18 @@ def base_model_id(model_args: ModelArguments) -> str | None:
     if local_card.is_file():
         return ModelCard.load(local_card).data.to_dict().get("base_model")
     return None if Path(model_args.model_name_or_path).exists() else model_args.model_name_or_path
+
+
+def _label_use(info: dict) -> str:
+    """A source that taught only some of its labels (`train_labels`), and the photos it held out, in words."""
+    text = ""
+    if info.get("withheld"):
+        text += (f"; trained on its **{info['train_labels']}** labels only: its other labels were withheld as unknown "
+                 f"({', '.join(f'{k} ×{n}' for k, n in sorted(info['withheld'].items()))}), and its rows taught the "
+                 "model through the marginal likelihood of the labels they have")
+    if info.get("held_out"):
+        text += f"; {info['held_out']} photos held out of training (the dataset's `holdout/` list)"
+    return text
 
 
 def build_model_card(model_args: ModelArguments, data_args: DataArguments, training_args: TrainArguments,

@@ -111,6 +111,10 @@ def build_transformers_model(
         label2id={label: i for i, label in enumerate(labels)},
         ignore_mismatched_sizes=True,  # the checkpoint's ImageNet head is replaced by ours
     )
+    # A calibrated start (a shipped model) is fine-tuned anew: its temperature no longer describes the head.
+    for key in ("calibration_temperature", "calibration"):
+        if hasattr(model.config, key):
+            delattr(model.config, key)
     if isinstance(model, TimmWrapperForImageClassification):
         if image_size:  # a timm model's preprocessing lives in its config: change it there
             model.config.pretrained_cfg["input_size"] = [3, image_size, image_size]

@@ -51,6 +51,7 @@ def boost_factors(dataset, boost: str) -> torch.Tensor:
 
 
 def inverse_frequency_weights(labels: list[int], num_labels: int) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    """One loss weight per class, from the fully labelled rows (partial targets, numbered after the classes, weigh 1)."""
+    counts = np.bincount([label for label in labels if label < num_labels], minlength=num_labels).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / (num_labels * np.maximum(counts, 1)), 0.0)
     return torch.tensor(weights, dtype=torch.float32)

@@ -15,9 +15,10 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from .. import METRIC_MODULE
-from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, marginals
+from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, joint_target, marginals
 from .config import DataArguments, ModelArguments, TrainArguments
 from .linear_probe import extract_features, probe_head
+from .losses import partial_cross_entropy, target_sets
 from .modeling import build_timm_model, build_transformers_model, head_parameter_names, learning_rate_scales, save_model
 from .sampling import inverse_frequency_weights, sampling_weights
 from .transforms import build_eval_transform, build_train_transform
@@ -29,12 +30,13 @@ TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "gender_age": JOINT_LABELS}
 
 
 def task_label(task: str, gender: int | None, age_group: int | None) -> int | None:
-    """The class index of one example for `task`; None when a label it needs is missing."""
+    """The training target of one example for `task`; None when it has no label the task can learn from. The joint
+    task learns from a gender or an age group alone too (`genderage.labels.joint_target`)."""
     if task == "gender":
         return gender
     if task == "age":
         return age_group
-    return None if gender is None or age_group is None else gender * len(AGE_GROUPS) + age_group
+    return joint_target(gender, age_group)
 
 
 def load_task_dataset(data_args: DataArguments):
@@ -138,6 +140,7 @@ class GenderAgeTrainer(Trainer):
                  class_names: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        self.target_sets = target_sets(self.model.config.num_labels)
         # The validation faces mirrored (same order), and the class names that turn logits into P(female)
         # (not `label_names`: the Trainer's own attribute, the label columns).
         self.mirrored_validation, self.class_names = mirrored_validation, class_names
@@ -187,9 +190,8 @@ class GenderAgeTrainer(Trainer):
             inputs = {**inputs, "pixel_values": torch.cat([inputs["pixel_values"], pair]), "labels": inputs["labels"].repeat(2)}
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        weight = None if self.class_weights is None else self.class_weights.to(outputs.logits.device)
-        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weight,
-                                                 label_smoothing=self.args.label_smoothing_factor)
+        loss = partial_cross_entropy(outputs.logits, labels, self.target_sets, self.args.label_smoothing_factor,
+                                     self.class_weights)
         if pair is not None:
             logits, pair_logits = outputs.logits.chunk(2)
             loss = loss + self.args.consistency_weight * symmetric_kl(logits, pair_logits)
