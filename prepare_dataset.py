@@ -1,4 +1,4 @@
-"""Merge labelled photo collections into one clean Hugging Face ImageFolder with gender and age labels.
+r"""Merge labelled photo collections into one clean Hugging Face ImageFolder with gender and age labels.
 
 Usage:
     python prepare_dataset.py --source utkface=../shared/data/utkface \

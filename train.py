@@ -1,4 +1,4 @@
-"""Fine-tune a gender/age image classifier on a prepared dataset.
+r"""Fine-tune a gender/age image classifier on a prepared dataset.
 
 Usage:
     python train.py --config configs/efficientnet_lite0.yaml --data_dir data/utkface --output_dir runs/lite0

@@ -1,4 +1,4 @@
-"""A leaderboard of model folders on the same photos, through the app's detect-and-crop path: one Markdown + JSON
+r"""A leaderboard of model folders on the same photos, through the app's detect-and-crop path: one Markdown + JSON
 table and one plot, a row per model (backbone, initialisation, resolution, epochs, gender and age-group accuracy per
 set, the worst group, |ΔP(female)| p95 under a mirror and under another framing, ms per face, size).
 

@@ -1,4 +1,4 @@
-"""How much of dlib's face-recognition network survives conversion: the same linear gender probe on each network's features.
+r"""How much of dlib's face-recognition network survives conversion: the same linear gender probe on each network's features.
 
 Usage:
     pip install dlib-bin face_recognition_models==0.3.0   # for this check only

@@ -1,4 +1,4 @@
-"""Classification speed of several model folders, same face crops, same thread count, in one run.
+r"""Classification speed of several model folders, same face crops, same thread count, in one run.
 
 Usage:
     python benchmarks/edge_speed.py --models models/default models/edge --images ../shared/data/utkface \

@@ -1,4 +1,4 @@
-"""How UTKFace chips frame the face relative to each detector's box: the ChipFraming constants in
+r"""How UTKFace chips frame the face relative to each detector's box: the ChipFraming constants in
 genderage/serving/detectors.py (re-run after changing a detector). MTCNN's constants are what it prints; CenterFace's
 are set to match MTCNN's chips on loosely framed photos, the crops the shipped model learnt (see detectors.py).
 

@@ -1,4 +1,4 @@
-"""The whole per-photo path (detect -> crop/align -> preprocess -> classify), one photo at a time, optionally
+r"""The whole per-photo path (detect -> crop/align -> preprocess -> classify), one photo at a time, optionally
 against a peer package in the same run.
 
 Usage:

@@ -1,4 +1,4 @@
-"""Training-loop throughput against the same model's raw step on pre-made tensors. Goal ratio ≥ 0.90.
+r"""Training-loop throughput against the same model's raw step on pre-made tensors. Goal ratio ≥ 0.90.
 
 The real loop is the Trainer with the dataset, on-the-fly decoding and augmentation; the raw loop is
 forward + backward + optimizer step on random tensors of the same batch size and resolution, with the same

@@ -54,7 +54,14 @@ GRAPH = {module_name(p): imported_modules(p) for p in PACKAGE.rglob("*.py") if "
 def test_each_flow_is_a_subpackage():
     assert {flow(name) for name in GRAPH} == set(FLOW_RANK)
     top_level = sorted(name for name in GRAPH if name.count(".") == 1 and flow(name) == "")
-    assert top_level == ["genderage.labels"]  # the shared vocabulary; everything else lives in a flow
+    # The shared vocabulary and a model folder's file names; everything else lives in a flow.
+    assert top_level == ["genderage.labels", "genderage.model_files"]
+
+
+def test_serving_imports_nothing_from_training():
+    """The light install (no torch) serves models: serving must not reach into training for anything."""
+    reached = {name: sorted(t for t in targets if flow(t) == "training") for name, targets in GRAPH.items() if flow(name) == "serving"}
+    assert {name: targets for name, targets in reached.items() if targets} == {}
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))

@@ -62,3 +62,15 @@ def test_app_latency_without_arguments_times_the_examples():
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.returncode == 0
     assert "ms/image" in result.stdout and "ratio:" in result.stdout
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS)
+def test_usage_keeps_multi_line_commands_as_typed(script):
+    """A backslash at a line's end inside a normal docstring joins the lines: --help would show one long line with
+    runs of spaces. The docstring must keep every line-ending backslash of its source."""
+    import ast
+
+    source = (REPO / script).read_text()
+    node = ast.parse(source).body[0].value
+    written = ast.get_source_segment(source, node).count("\\\n")
+    assert node.value.count("\\\n") == written, f"{script}: make its docstring raw (r\"\"\"...) or escape the backslashes"

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..labels import Prediction, marginals
-from ..training.onnx_export import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
+from ..model_files import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
 from .preprocess import NumpyPreprocessor
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[2] / "models" / "default")

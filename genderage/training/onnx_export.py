@@ -14,28 +14,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..model_files import FINGERPRINT_KEY, ONNX_FILE, weights_fingerprint
+
 if TYPE_CHECKING:
     import torch
 
 OPSET = 17
-ONNX_FILE = "model.onnx"
-# model.onnx records its weights' SHA-256 under this key, so inference can tell a stale export.
-FINGERPRINT_KEY = "genderage_weights_sha256"
 # An int8 model.onnx says so (and how it was calibrated) under this key.
 QUANTIZATION_KEY = "genderage_quantization"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 logger = logging.getLogger(__name__)
-
-
-def weights_fingerprint(folder: str | Path) -> str | None:
-    """SHA-256 of a model folder's weights file: model.onnx records it, so a stale export is never used."""
-    import hashlib
-
-    for name in WEIGHT_FILES:
-        path = Path(folder) / name
-        if path.is_file():
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-    return None
 
 
 def export_onnx(model_dir: str | Path, model=None, processor=None, output: str | Path | None = None) -> Path:

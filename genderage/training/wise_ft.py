@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .onnx_export import ONNX_FILE, export_onnx
+from ..model_files import ONNX_FILE
+from .onnx_export import export_onnx
 
 WEIGHTS_FILE = "model.safetensors"
 # Files of the fine-tuned folder that describe it and hold for the mix too (labels, preprocessing); the figures do not.
