@@ -114,3 +114,23 @@ def test_originals_of_a_prepared_split_are_a_held_out_row(utkface_dir, model_dir
     for chip in (data_dir / "test").glob("*.jpg"):
         chip.unlink()
     assert cross_dataset.main(args) == 0 and json.loads((tmp_path / "cross.json").read_text())["rows"][0]["n"] == len(originals)
+
+
+def test_age_detail_pools_children_and_names_the_worst_race_of_enough_photos():
+    from genderage.measure.cross_dataset import age_detail
+    from genderage.measure.leaderboard import age_table
+
+    metrics = {"age_group_accuracy": 0.5, "age_group_one_off_accuracy": 0.9,
+               "age_group_accuracy/age_group=0-2": 1.0, "n/age_group=0-2": 10,
+               "age_group_accuracy/age_group=3-9": 0.5, "n/age_group=3-9": 30,
+               "age_group_accuracy/race=Black": 0.4, "n/race=Black": 25,
+               "age_group_accuracy/race=White": 0.6, "n/race=White": 40,
+               "age_group_accuracy/race=Indian": 0.1, "n/race=Indian": 5,  # too few to be named
+               "age_group_accuracy/race=unknown": 0.0, "n/race=unknown": 50}
+    detail = age_detail(metrics)
+    assert detail["children_age_group_accuracy"] == pytest.approx((10 * 1.0 + 30 * 0.5) / 40)
+    assert detail["worst_race"] == "Black" and detail["worst_race_age_group_accuracy"] == 0.4
+    assert set(detail["age_group_accuracy_by_race"]) == {"Black", "Indian", "White"}
+    assert age_detail({"gender_accuracy": 0.9}) == {}
+    table = age_table([{"model": "m", "sets": {"fairface": {"age": detail}, "men_women": {"age": {}}}}])
+    assert "| m | fairface | 50.0% | 90.0% | 62.5% | Black 40.0% |" in table and "men_women" not in table

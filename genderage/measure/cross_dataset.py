@@ -80,6 +80,33 @@ def fairness_slices(metrics: dict) -> dict[str, float | int]:
     return slices
 
 
+CHILDREN = ("0-2", "3-9", "10-19")
+
+
+def age_detail(metrics: dict, min_size: int = MIN_GROUP_SIZE) -> dict:
+    """Age-group accuracy overall, one-off, for children (0-19 together), per race and the worst race (of at least
+    `min_size` photos): the FairFace-style check, where only the age is known."""
+    if "age_group_accuracy" not in metrics:
+        return {}
+
+    def pooled(keys: list[str]) -> float | None:
+        sizes = [metrics.get(f"n/{key}", 0) for key in keys]
+        scores = [metrics.get(f"age_group_accuracy/{key}") for key in keys]
+        known = [(score, n) for score, n in zip(scores, sizes) if score is not None and n]
+        return sum(score * n for score, n in known) / sum(n for _, n in known) if known else None
+
+    races = sorted(key.split("race=", 1)[1] for key in metrics
+                   if key.startswith("age_group_accuracy/race=") and not key.endswith("=unknown"))
+    by_race = {race: metrics[f"age_group_accuracy/race={race}"] for race in races}
+    judged = {race: score for race, score in by_race.items() if metrics.get(f"n/race={race}", 0) >= min_size}
+    worst = min(judged, key=judged.get) if judged else None
+    return {"age_group_accuracy": metrics["age_group_accuracy"],
+            "age_group_one_off_accuracy": metrics.get("age_group_one_off_accuracy"),
+            "children_age_group_accuracy": pooled([f"age_group={group}" for group in CHILDREN]),
+            "age_group_accuracy_by_race": by_race, "worst_race": worst,
+            "worst_race_age_group_accuracy": judged.get(worst)}
+
+
 def worst_group(slices: dict, min_size: int = MIN_GROUP_SIZE) -> str | None:
     """The known race or age-group slice with the lowest gender accuracy among those of at least `min_size` photos."""
     candidates = [(score, key.split("/", 1)[1]) for key, score in slices.items()
@@ -139,6 +166,7 @@ def run(args: argparse.Namespace) -> dict:
             row["age_group_one_off_accuracy"] = metrics["age_group_one_off_accuracy"]
         row["slices"] = fairness_slices(metrics)
         row["worst_group"] = worst_group(row["slices"])
+        row["age"] = age_detail(metrics)
         row.update(stability(classifier, data.images, answers, detector, batch_size=args.batch_size)
                    if args.stability else dict.fromkeys(STABILITY_KEYS))
         row["mistakes_sheet"] = None

@@ -21,7 +21,7 @@ from ..serving.detectors import Detection
 from ..serving.faces import FACE_CHIPS, cut_face
 from ..serving.inference import GenderAgeClassifier
 from .accuracy import PathAnswers, measure
-from .cross_dataset import fairness_slices, worst_group
+from .cross_dataset import age_detail, fairness_slices, worst_group
 from .stability import REFRAME
 
 
@@ -132,6 +132,7 @@ def model_row(folder: str | Path, sets: list[TestSet], metric) -> dict:
             "n": len(crops.crops), "faces_found": float(np.mean(found)) if found else None,
             "gender_accuracy": metrics.get("gender_accuracy"), "age_group_accuracy": metrics.get("age_group_accuracy"),
             "worst_group": worst_group(fairness_slices(metrics)),  # a labelled group of 20 or more photos
+            "age": age_detail(metrics),
             "mirror_p95": _p95(np.abs(original - _p_female(classifier, crops.mirrored))),
             "reframe_p95": _p95(np.abs(original - _p_female(classifier, crops.reframed))),
         }
@@ -162,7 +163,27 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + ("\n\nmirror p95 and reframe p95: the largest over the sets of the 95th percentile of |ΔP(female)|. "
                                "px: the model's input; a named chip is aligned on the five landmarks (else a square around the "
-                               "detector's box).\n")
+                               "detector's box).\n") + age_table(rows)
+
+
+def age_table(rows: list[dict]) -> str:
+    """Per model and set with race labels: age group, one-off, children 0-19, the worst race and every race."""
+    lines = []
+    for row in rows:
+        for name, figures in row["sets"].items():
+            age = figures.get("age") or {}
+            if not age.get("age_group_accuracy_by_race"):
+                continue
+            races = ", ".join(f"{race} {score:.1%}" for race, score in age["age_group_accuracy_by_race"].items())
+            children = age["children_age_group_accuracy"]
+            worst = f"{age['worst_race']} {age['worst_race_age_group_accuracy']:.1%}" if age["worst_race"] else "–"
+            lines.append(f"| {row['model']} | {name} | {age['age_group_accuracy']:.1%} | {age['age_group_one_off_accuracy']:.1%} | "
+                         f"{'–' if children is None else f'{children:.1%}'} | {worst} | {races} |")
+    if not lines:
+        return ""
+    header = ("\nAge group on the sets with race labels (one-off: within one group; children: 0-19 together; worst race: "
+              "of 20 or more photos)\n\n| model | set | age group | one-off | children | worst race | by race |\n|---|---|---|---|---|---|---|")
+    return header + "\n" + "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: str | Path) -> None:

@@ -251,12 +251,20 @@ def _set_details(row: dict) -> list[str]:
     """Under the main table, one set's fairness tables, worst group and mistakes sheet (nothing when it has none)."""
     slices = row.get("slices") or {}
     tables = [line for column, words in SLICE_TABLES for line in _slice_table(slices, column, words)]
+    age = row.get("age") or {}
+    if age.get("age_group_accuracy_by_race"):  # e.g. the FairFace-style hold-out, where only the age is known
+        races = list(age["age_group_accuracy_by_race"])
+        children = age.get("children_age_group_accuracy")
+        tables += [f"Age-group accuracy by race (one-off {age['age_group_one_off_accuracy']:.1%}; children 0-19: "
+                   f"{'–' if children is None else f'{children:.1%}'}):", "",
+                   "| race | " + " | ".join(races) + " |", "|---" * (len(races) + 1) + "|",
+                   "| age-group acc. | " + " | ".join(f"{age['age_group_accuracy_by_race'][r]:.1%}" for r in races) + " |", ""]
     sheet = row.get("mistakes_sheet")
     linked = sheet and not Path(sheet).is_absolute()  # relative: inside the model folder, next to this card
     if not tables and not linked:
         return []
     lines = [f"### {row['name']}", ""] + tables
-    if tables:
+    if slices:
         worst = row.get("worst_group")
         lines += [f"Worst group (at least 20 photos): **{worst}** ({slices[f'gender_accuracy/{worst}']:.1%} gender acc.)."
                   if worst else "Worst group: none with at least 20 photos.", ""]
