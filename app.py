@@ -50,9 +50,28 @@ def create_app(args: argparse.Namespace):
     return build_demo(analyzer, args.feedback_dir, args.uncertain_below)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from genderage.serving.inference import check_model
+
+    if port_in_use(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is in use; choose another with --port N (with make demo: PORT=N make demo)",
+              file=sys.stderr)
+        return 2
     try:
+        check_model(args.model)  # before Gradio's import: a mistyped --model is answered at once
         demo = create_app(args)
     except OSError as error:
         print(f"error: cannot load the model {args.model!r}: {error}", file=sys.stderr)

@@ -36,6 +36,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    from genderage.cli import ensure_output_file
+    from genderage.data.labelled import split_metadata
+    from genderage.serving.inference import check_model
+
+    try:  # the mistakes that need no data: answered before the heavy imports
+        if args.json:
+            ensure_output_file(args.json, "--json")
+        check_model(args.model)
+        if args.data_dir:
+            split_metadata(args.data_dir, args.split)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     import evaluate
 
     from genderage import METRIC_MODULE
@@ -47,7 +60,7 @@ def main() -> int:
     try:
         data = from_prepared(args.data_dir, args.split, args.limit) if args.data_dir else from_source(args.source, args.limit)
         classifier = GenderAgeClassifier.from_pretrained(args.model, bf16=args.bf16)
-    except (SourceError, FileNotFoundError, OSError, KeyError) as error:
+    except (SourceError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     detector = None
@@ -85,6 +98,8 @@ def format_result(result: dict) -> str:
     for key, value in result["details"].items():
         if key.startswith("worst/"):
             lines.append(f"worst slice for {key.removeprefix('worst/')}: {value}")
+    if result["details"].get("too_small_to_judge"):
+        lines.append(f"too small to judge (under 20 images): {', '.join(result['details']['too_small_to_judge'])}")
     return "\n".join(lines)
 
 

@@ -36,14 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     import evaluate
 
     from genderage import METRIC_MODULE
-    from genderage.data.labelled import from_source, originals_of_prepared
+    from genderage.data.labelled import from_source, originals_of_prepared, split_metadata
     from genderage.data.sources import SourceError, parse_source_spec
     from genderage.measure.leaderboard import markdown_table, model_row, plot, prepare_test_set
     from genderage.serving.faces import FaceDetector
 
-    missing = [model for model in args.models if not (Path(model) / "config.json").is_file()]
-    if missing:
-        print(f"error: not model folders: {missing}", file=sys.stderr)
+    from genderage.cli import ensure_output_file
+    from genderage.serving.inference import check_model
+
+    try:
+        for model in args.models:
+            check_model(model)
+        for option, path in (("--markdown", args.markdown), ("--json", args.json), ("--plot", args.plot)):
+            if path:
+                ensure_output_file(path, option)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     detector, sets = FaceDetector(), []
     try:
@@ -51,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             name = parse_source_spec(spec).name
             sets.append(prepare_test_set(name, from_source(spec, args.limit), detector))
         if args.prepared:
-            sources = sorted({json.loads(line)["source"] for line in (Path(args.prepared) / args.split / "metadata.jsonl").open()})
+            sources = sorted({json.loads(line)["source"] for line in split_metadata(args.prepared, args.split).open()})
             for source in sources:
                 data = originals_of_prepared(args.prepared, args.split, source, args.limit)
                 sets.append(prepare_test_set(f"{source} {args.split}", data, detector))
-    except (SourceError, OSError, KeyError) as error:
+    except (SourceError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for test_set in sets:

@@ -61,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     from genderage.measure.cross_dataset import run
     from genderage.training.model_card import cross_dataset_markdown, update_card_sections
 
+    from genderage.cli import ensure_output_file
+    from genderage.serving.inference import check_model
+
     try:
+        check_model(args.model)
+        for option, path in (("--json", args.json), ("--markdown", args.markdown)):
+            if path:
+                ensure_output_file(path, option)
         report = run(args)
-    except (SourceError, ValueError, FileNotFoundError, KeyError) as error:
+    except (SourceError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     table = cross_dataset_markdown(report)

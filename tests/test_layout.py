@@ -54,8 +54,8 @@ GRAPH = {module_name(p): imported_modules(p) for p in PACKAGE.rglob("*.py") if "
 def test_each_flow_is_a_subpackage():
     assert {flow(name) for name in GRAPH} == set(FLOW_RANK)
     top_level = sorted(name for name in GRAPH if name.count(".") == 1 and flow(name) == "")
-    # The shared vocabulary and a model folder's file names; everything else lives in a flow.
-    assert top_level == ["genderage.labels", "genderage.model_files"]
+    # The shared vocabulary, a model folder's file names and the command lines' checks; everything else lives in a flow.
+    assert top_level == ["genderage.cli", "genderage.labels", "genderage.model_files"]
 
 
 def test_serving_imports_nothing_from_training():

@@ -52,6 +52,17 @@ def test_worst_slice_ignores_tiny_slices():
     result = METRIC.compute(predictions=predictions, references=references, task="gender", slices=slices)
     assert result["gender_accuracy/source=tiny"] == 0.0
     assert result["worst/gender_accuracy"] == "source=b"  # 20/30; the 3-image slice is too small to name
+    assert result["too_small_to_judge"] == ["source=tiny (3)"]
+
+
+def test_worst_slice_is_never_an_unlabelled_one():
+    references = [0] * 30 + [1] * 30
+    predictions = one_hot([1] * 30 + [1] * 30, 2)  # every "unknown" row wrong
+    slices = {"age_group": [None] * 30 + ["20-29"] * 30}
+    result = METRIC.compute(predictions=predictions, references=references, task="gender", slices=slices)
+    assert result["gender_accuracy/age_group=unknown"] == 0.0
+    assert result["worst/gender_accuracy"] == "age_group=20-29"
+    assert "too_small_to_judge" not in result
 
 
 def test_age_task_only_has_age_metrics():

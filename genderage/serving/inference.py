@@ -32,6 +32,60 @@ class ModelNotServableError(OSError):
     """A model that this install cannot run (no up-to-date model.onnx, and no PyTorch); the message says what to do."""
 
 
+class ModelNotFoundError(ModelNotServableError):
+    """No model folder at a local path, or a Hub id that cannot be had (offline, or no such repo)."""
+
+
+HUB_TIMEOUT_S = 5.0  # one look at the Hub, not transformers' minutes of retries when there is no network
+
+
+def looks_local(path_or_id: str) -> bool:
+    """A path rather than a Hub id ("user/name" or "name"): absolute, relative with ./ or ~, deeper than one slash, or
+    starting with a folder that exists here (models/defualt)."""
+    parts = path_or_id.replace("\\", "/").split("/")
+    return (Path(path_or_id).is_absolute() or path_or_id.startswith((".", "~")) or len(parts) > 2 or path_or_id.endswith("/")
+            or (len(parts) == 2 and Path(parts[0]).is_dir()))
+
+
+def check_model(path_or_id: str) -> None:
+    """Fail at once, in one line, for a model that cannot be had: a local folder that is not there (with the nearest
+    name), a folder without config.json, a Hub id the Hub does not have or cannot be reached for (and not cached)."""
+    from ..cli import did_you_mean
+
+    path = Path(path_or_id).expanduser()
+    if path.is_file():
+        raise ModelNotFoundError(f"{path_or_id} is a file; --model takes a model folder (with config.json) or a Hub id")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{path_or_id} is not a model folder (no config.json)")
+        return
+    if looks_local(path_or_id):
+        parent = path.parent if path.parent.is_dir() else Path(".")
+        siblings = [str(p) for p in parent.iterdir() if (p / "config.json").is_file()] if parent.is_dir() else []
+        default = os.path.relpath(DEFAULT_MODEL)
+        raise ModelNotFoundError(f"no model folder at {path_or_id}{did_you_mean(str(path), siblings + [default]) or f' (the shipped one is {default})'}")
+    _check_hub_model(path_or_id)
+
+
+def _check_hub_model(repo_id: str) -> None:
+    try:
+        from huggingface_hub import HfApi, try_to_load_from_cache
+        from huggingface_hub.errors import RepositoryNotFoundError
+    except ImportError:
+        raise ModelNotFoundError(f"{repo_id} is no local folder, and huggingface_hub is not installed to fetch it") from None
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return  # in the local cache: loads offline too
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise ModelNotFoundError(f"{repo_id} is not a local folder nor in the Hub cache, and HF_HUB_OFFLINE is set")
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"no model folder at {repo_id}, and no model {repo_id} on the Hugging Face Hub") from None
+    except Exception as error:  # noqa: BLE001 - no network, DNS, proxy, timeout: all mean "cannot fetch it now"
+        raise ModelNotFoundError(f"{repo_id} is no local folder, and the Hugging Face Hub cannot be reached to fetch it "
+                                 f"({type(error).__name__}); check the name or the network") from None
+
+
 def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
@@ -127,12 +181,13 @@ class GenderAgeClassifier:
         "auto" picks ONNX Runtime only for fp32 on the CPU with an up-to-date model.onnx present; it needs no torch.
         threads: ONNX Runtime's threads (default: `default_threads()`).
         """
+        check_model(path_or_id)
         onnx_path = None
         if backend == "onnx" or (backend == "auto" and device == "cpu" and not bf16):
             onnx_path = find_onnx(path_or_id)
             if onnx_path is None and backend == "onnx":
-                raise FileNotFoundError(f"no {ONNX_FILE} for {path_or_id} (or onnxruntime is not installed); "
-                                        f"run: python export_onnx.py {path_or_id}")
+                raise ModelNotServableError(f"no {ONNX_FILE} for {path_or_id} (or onnxruntime is not installed); "
+                                            f"run: python export_onnx.py {path_or_id}")
         if onnx_path is not None:
             session = onnx_session(onnx_path, threads)
             if not is_stale(session, path_or_id):
@@ -146,7 +201,10 @@ class GenderAgeClassifier:
         if not torch_installed():
             raise ModelNotServableError(
                 f"{path_or_id} has no {ONNX_FILE}, and this install has no PyTorch to run it otherwise: export it with "
-                f"`python export_onnx.py {path_or_id}` (in the full install), or install the full requirements (requirements.txt)")
+                f"`python export_onnx.py {path_or_id}` (in the full install), or install the full requirements (requirements.txt)"
+                if Path(path_or_id).is_dir() else
+                f"{path_or_id} on the Hub has no {ONNX_FILE}, and this install has no PyTorch to run it otherwise: "
+                "install the full requirements (requirements.txt)")
         import torch
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 

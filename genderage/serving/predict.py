@@ -26,23 +26,57 @@ CSV_COLUMNS = (["file", "face", "x0", "y0", "x1", "y1", "detector_confidence"] +
                + [f"p_{a}" for a in AGE_GROUPS] + ["age", "reason"])
 
 
+class NoPhotosError(ValueError):
+    """An input that names nothing to work on: a missing path, a folder or glob without photos, an empty list."""
+
+
 def list_photos(inputs: list[str]) -> list[str]:
     """Expand folders (image files, recursively), globs and list files (one path per line, relative to the list's
-    folder) into photo paths, in order, without repeats. A named file that is not an image is kept: it gets a row."""
+    folder) into photo paths, in order, without repeats. A named file that is not an image is kept: it gets a row.
+    A path that does not exist, or a folder, glob or list with no photos, is a NoPhotosError naming it."""
     paths: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise NoPhotosError(f"no photos in folder {item} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             lines = [line.strip() for line in path.read_text().splitlines()]
-            paths += [str(path.parent / line) if not Path(line).is_absolute() else line for line in lines if line and not line.startswith("#")]
-        elif path.exists() or not glob.has_magic(item):
-            paths.append(item)  # a single file, or a missing one (it gets a row saying so)
+            found = [str(path.parent / line) if not Path(line).is_absolute() else line for line in lines if line and not line.startswith("#")]
+            if not found:
+                raise NoPhotosError(f"the list {item} names no photos")
+        elif path.exists():
+            found = [item]  # a single file (one that is not a photo gets a row saying so)
+        elif glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                raise NoPhotosError(f"no files match {item}")
         else:
-            paths += sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            raise NoPhotosError(f"no such file or folder: {item}")
+        paths += found
     return list(dict.fromkeys(paths))
+
+
+def open_photo(file: str):
+    """A photo as upright RGB, or PhotoRejected with a reason worded for the command line."""
+    from ..data.images import ImageRejected, open_rgb
+    from .analysis import MAX_UPLOAD_PIXELS
+
+    if not Path(file).is_file():
+        raise PhotoRejected("file not found (moved or deleted during the run?)")
+    try:
+        image, _ = open_rgb(file, max_pixels=MAX_UPLOAD_PIXELS)
+    except ImageRejected as error:
+        raise PhotoRejected(f"not a usable photo: {error}") from None
+    except OSError as error:
+        raise PhotoRejected(f"cannot be read: {error.strerror or error}") from None
+    return image
+
+
+class PhotoRejected(ValueError):
+    """A listed file that is not a usable photo; it keeps its row with this reason."""
 
 
 def output_format(output: str | Path) -> str:
@@ -102,18 +136,16 @@ class PhotoPredictor:
 
     def rows(self, files: list[str]) -> list[list[dict]]:
         """Rows per file: detection photo by photo, then one classification batch for all the chunk's faces."""
-        from .analysis import UploadError, load_upload
-
         per_file: list[list[dict]] = []
         pending = []  # (file index, face number, face)
         for index, file in enumerate(files):
             try:
-                image, _ = load_upload(file)
+                image = open_photo(file)
                 if self.detector.too_small(image):
                     per_file.append([_row(file, reason=TOO_SMALL_REASON)])
                     continue
                 faces = self.detector.detect(image)
-            except UploadError as error:
+            except PhotoRejected as error:
                 per_file.append([_row(file, reason=str(error))])
                 continue
             except Exception as error:  # noqa: BLE001 - one odd photo must never stop a collection
@@ -150,8 +182,13 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
     """
     from tqdm import tqdm
 
+    from ..cli import ensure_output_file
+    from .inference import check_model
+
     kind = output_format(output)
     files = list_photos(inputs)
+    check_model(model)
+    ensure_output_file(output)
     done = done_files(output) if resume else set()
     todo = [f for f in files if f not in done]
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]

@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_FILES = ("config.json", "preprocessor_config.json", "model.onnx", "model.safetensors", "README.md")
+# No model.safetensors: the torch-free Space never reads it (model.onnx holds the weights).
+MODEL_FILES = ("config.json", "preprocessor_config.json", "model.onnx", "README.md")
 
 
 class SpaceCheckError(RuntimeError):

@@ -72,6 +72,8 @@ def format_table(results: dict) -> str:
         for name, slice_name in sorted((k, v) for k, v in result["details"].items() if k.startswith("worst/")):
             metric = name.removeprefix("worst/")
             lines.append(f"{split} worst slice for {metric}: {slice_name} ({result['metrics'][f'{metric}/{slice_name}']:.4f})")
+        if result["details"].get("too_small_to_judge"):
+            lines.append(f"{split}: too small to judge (under 20): {', '.join(result['details']['too_small_to_judge'])}")
     return "\n".join(lines)
 
 
