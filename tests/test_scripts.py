@@ -74,3 +74,14 @@ def test_usage_keeps_multi_line_commands_as_typed(script):
     node = ast.parse(source).body[0].value
     written = ast.get_source_segment(source, node).count("\\\n")
     assert node.value.count("\\\n") == written, f"{script}: make its docstring raw (r\"\"\"...) or escape the backslashes"
+
+
+def test_make_demo_uses_the_light_install_and_make_test_the_full_one(tmp_path):
+    """make demo builds only the serving venv (no torch) and runs the app with it; make test only the full one."""
+    dry = {target: subprocess.run(["make", "-n", target, f"VENV={tmp_path}/full", f"SERVE_VENV={tmp_path}/light"], cwd=REPO,
+                                  capture_output=True, text=True, timeout=60).stdout for target in ("demo", "test")}
+    assert "-r requirements-serve.txt" in dry["demo"] and f"{tmp_path}/light/bin/python app.py" in dry["demo"]
+    assert "-r requirements.txt" not in dry["demo"] and f"{tmp_path}/full" not in dry["demo"]
+    assert "-r requirements.txt" in dry["test"] and "requirements-serve" not in dry["test"] and f"{tmp_path}/light" not in dry["test"]
+    pins = [line.split("==")[0] for line in (REPO / "requirements-serve.txt").read_text().splitlines() if "==" in line]
+    assert pins and not {"torch", "torchvision", "transformers"} & set(pins)
