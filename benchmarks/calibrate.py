@@ -4,8 +4,9 @@ Usage:
     python benchmarks/calibrate.py --model models/default --data-dir data/prepared [--split validation] [--output DIR]
 
 Fits one scalar T on the split (minimising the NLL of the joint logits), divides the final linear layer's
-weight and bias by T, records `calibration_temperature` and the ECE before/after in config.json, and updates
-the card's "Calibration" section. In place unless --output is given. Run it once per trained model: running
+weight and bias by T, records `calibration_temperature` and the ECE before/after in config.json, measures the
+calibrated model on the validation and test splits again (metrics.json, evaluation.json, the card's Results and
+model-index then hold the calibrated model's figures), and updates the card's "Calibration" section. In place unless --output is given. Run it once per trained model: running
 it again fits a further T on already-calibrated logits (config.json records the product).
 """
 
@@ -44,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("gender_ece", "age_group_ece", "nll"):
         if name in result["before"]:
             print(f"{name:<15} before {result['before'][name]:.4f}  after {result['after'][name]:.4f}")
+    import evaluate
+
+    from genderage import METRIC_MODULE
+    from genderage.training.evaluation import evaluate_model_folder
+    from genderage.training.model_card import refresh_results
+
+    results = evaluate_model_folder(output, args.data_dir, evaluate.load(METRIC_MODULE))
+    results["calibration_temperature"] = result["total_temperature"]
+    refresh_results(output, results)
+    print(f"calibrated test split: gender {results['test']['metrics'].get('gender_accuracy', float('nan')):.4f}, "
+          f"gender ECE {results['test']['metrics'].get('gender_ece', float('nan')):.4f}")
     if (output / "README.md").is_file():
         update_card_sections(output)
     print(f"saved to {output}")

@@ -115,4 +115,14 @@ def test_calibrate_cli_in_place_updates_the_card(utkface_dir, tmp_path, capsys):
     assert "temperature T =" in capsys.readouterr().out
     card = (tmp_path / "model" / "README.md").read_text()
     assert card.count("## Calibration") == 1 and card.index("## Calibration") < card.index("## Limitations")
-    assert "calibration_temperature" in json.loads((tmp_path / "model" / "config.json").read_text())
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert "calibration_temperature" in config
+    # The figures are the calibrated model's: metrics.json, the card's Results and its model-index agree.
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"} and "gender_ece" in metrics["test"]
+    assert f"T = {config['calibration_temperature']:.3f} folded into the head" in card
+    assert f"| gender_accuracy | {metrics['validation']['gender_accuracy']:.4f} | {metrics['test']['gender_accuracy']:.4f} |" in card
+    from huggingface_hub import ModelCard
+
+    index = {r.metric_type: r.metric_value for r in ModelCard.load(tmp_path / "model" / "README.md").data.eval_results}
+    assert index["gender_accuracy"] == round(metrics["test"]["gender_accuracy"], 4)

@@ -152,3 +152,35 @@ def plot_accuracy_by_age_group(metrics: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def evaluate_model_folder(model_dir: str | Path, data_dir: str | Path, metric, splits=("validation", "test"),
+                          slice_columns=("age_group", "race", "source")) -> dict:
+    """A saved model (fp32, its own image processor) on a prepared dataset's splits, as the Trainer's evaluation
+    measures it: for re-measuring a folder whose weights changed after training (calibration)."""
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from ..data.imagefolder import load_prepared
+    from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+    from .calibration import joint_logits, label_indices
+
+    model = AutoModelForImageClassification.from_pretrained(model_dir, dtype=torch.float32)
+    processor = AutoImageProcessor.from_pretrained(model_dir)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    task = "gender_age" if labels == JOINT_LABELS else "gender" if labels == GENDERS else "age"
+    dataset = load_prepared(data_dir)
+    results = {}
+    for split in splits:
+        rows = dataset[split].with_format(None)
+        named = rows.select_columns(["gender", "age_group"])
+        label_rows = [{"gender": None if g is None else GENDERS[g], "age_group": None if a is None else AGE_GROUPS[a]}
+                      for g, a in zip(named["gender"], named["age_group"])]
+        references = label_indices(label_rows, labels)
+        keep = [i for i, reference in enumerate(references) if reference >= 0]
+        part = rows.select(keep)
+        logits = joint_logits(model, processor, [example["image"] for example in part])
+        columns = part.select_columns(["age", *slice_columns])
+        slices = {column: _slice_values(columns, column) for column in slice_columns}
+        results[split] = compute_metrics_with_slices(metric, softmax(logits), references[keep], task, columns["age"], slices)
+    return results

@@ -106,12 +106,6 @@ def build_model_card(model_args: ModelArguments, data_args: DataArguments, train
                f"cuts them); `app.py` detects and cuts faces so for you." if chip else
                "Feed a face crop framed like the training data (a tight, roughly centred face); `app.py` detects and crops\n"
                "faces for you.")
-    test = results["test"]["metrics"]
-    eval_results = [
-        EvalResult(task_type="image-classification", dataset_type=dataset_name, dataset_name=dataset_name,
-                   dataset_split="test", metric_type=name, metric_name=name.replace("_", " "), metric_value=round(test[name], 4))
-        for name in CARD_METRICS if name in test
-    ]
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -120,12 +114,8 @@ def build_model_card(model_args: ModelArguments, data_args: DataArguments, train
         license="other",
         tags=["image-classification", "gender", "age", "faces", "genderage"],
         model_name=Path(training_args.output_dir).name,
-        eval_results=eval_results,
+        eval_results=eval_results(results, dataset_name),
     )
-    races = sorted({k.split("race=", 1)[1] for k in test if k.startswith("n/race=")})
-    sources = sorted({k.split("source=", 1)[1] for k in test if k.startswith("n/source=")})
-    worst = "\n".join(f"- {k.removeprefix('worst/')}: **{v}**" for k, v in results["test"]["details"].items() if k.startswith("worst/"))
-    overall = "\n".join(f"| {name} | {results['validation']['metrics'].get(name, float('nan')):.4f} | {test[name]:.4f} |" for name in CARD_METRICS if name in test)
     content = f"""---
 {data.to_yaml()}
 ---
@@ -172,24 +162,7 @@ Robust fine-tuning: {robustness_text(training_args)}.
 
 ## Results
 
-| metric | validation | test |
-|---|---|---|
-{overall}
-
-Test set, per group:
-
-{_group_table(test, "age_group", AGE_GROUPS)}
-
-{_group_table(test, "race", races) if races else ""}
-
-{_group_table(test, "source", sources) if len(sources) > 1 else ""}
-
-Worst test slices (at least 10 images):
-{worst or "- none"}
-
-![training curves]({PLOTS["curves"]})
-![confusion matrix]({PLOTS["confusion"]})
-![accuracy by age group]({PLOTS["age_groups"]})
+{results_markdown(results)}
 
 ## Limitations and bias
 - The labels are dataset annotations of binary *perceived* gender, not anyone's identity; the model cannot
@@ -200,6 +173,66 @@ Worst test slices (at least 10 images):
 - Trained on tight face crops: whole-body or group photos must go through face detection first.
 """
     return ModelCard(content)
+
+
+def eval_results(results: dict, dataset_name: str) -> list[EvalResult]:
+    """The card's model-index: the test split's headline metrics."""
+    test = results["test"]["metrics"]
+    return [EvalResult(task_type="image-classification", dataset_type=dataset_name, dataset_name=dataset_name,
+                       dataset_split="test", metric_type=name, metric_name=name.replace("_", " "), metric_value=round(test[name], 4))
+            for name in CARD_METRICS if name in test]
+
+
+def results_markdown(results: dict) -> str:
+    """The card's Results section: validation and test overall, the test set per group, the worst slices, the plots."""
+    test = results["test"]["metrics"]
+    races = sorted({k.split("race=", 1)[1] for k in test if k.startswith("n/race=")})
+    sources = sorted({k.split("source=", 1)[1] for k in test if k.startswith("n/source=")})
+    details = results["test"]["details"]
+    worst = "\n".join(f"- {k.removeprefix('worst/')}: **{v}**" for k, v in details.items() if k.startswith("worst/"))
+    small = details.get("too_small_to_judge")
+    overall = "\n".join(f"| {name} | {results['validation']['metrics'].get(name, float('nan')):.4f} | {test[name]:.4f} |"
+                        for name in CARD_METRICS if name in test)
+    calibrated = results.get("calibration_temperature")
+    note = (f"\n\nFigures of the calibrated model (T = {calibrated:.3f} folded into the head), on the prepared splits' "
+            "face crops." if calibrated else "")
+    return f"""| metric | validation | test |
+|---|---|---|
+{overall}{note}
+
+Test set, per group (a row counts only for the labels it has):
+
+{_group_table(test, "age_group", AGE_GROUPS)}
+
+{_group_table(test, "race", races) if races else ""}
+
+{_group_table(test, "source", sources) if len(sources) > 1 else ""}
+
+Worst test slices (labelled groups of at least 20 images):
+{worst or "- none"}
+{f"{chr(10)}Too small to judge (under 20 images): {', '.join(small)}." if small else ""}
+
+![training curves]({PLOTS["curves"]})
+![confusion matrix]({PLOTS["confusion"]})
+![accuracy by age group]({PLOTS["age_groups"]})"""
+
+
+def refresh_results(model_dir: str | Path, results: dict) -> None:
+    """After the model changed (calibration): metrics.json, evaluation.json, the card's Results and model-index anew."""
+    import json
+
+    model_dir = Path(model_dir)
+    (model_dir / "metrics.json").write_text(json.dumps({s: r["metrics"] for s, r in results.items() if s in ("validation", "test")}, indent=2))
+    (model_dir / "evaluation.json").write_text(json.dumps({s: r["details"] for s, r in results.items() if s in ("validation", "test")}, indent=2))
+    card_path = model_dir / "README.md"
+    if not card_path.is_file():
+        return
+    card = ModelCard.load(card_path)
+    dataset = (card.data.eval_results or [None])[0]
+    card.data.eval_results = eval_results(results, dataset.dataset_name if dataset else "unknown")
+    card.data.model_name = card.data.model_name or model_dir.name  # the model-index needs a name
+    card.text = replace_section(card.text, "Results", results_markdown(results), before="Calibration")
+    card.save(card_path)
 
 
 def write_model_card(output_dir: Path, *args) -> None:
