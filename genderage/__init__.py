@@ -12,7 +12,10 @@ Heavy libraries are imported by the modules that need them, so importing the pac
 
 from pathlib import Path
 
+from .labels import from_pipeline
+
 __version__ = "0.1.0"
+__all__ = ["METRIC_MODULE", "from_pipeline"]
 
 # An evaluate module is loaded from its folder: evaluate.load(METRIC_MODULE).
 METRIC_MODULE = str(Path(__file__).parent / "genderage_metric")

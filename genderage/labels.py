@@ -150,3 +150,12 @@ def marginals(probabilities: np.ndarray, label_names: list[str]) -> list[Predict
         age = None if age_group is None else float(sum(age_group[g] * m for g, m in zip(AGE_GROUPS, AGE_GROUP_MIDPOINTS)))
         predictions.append(Prediction(labels, gender, age_group, age))
     return predictions
+
+
+def from_pipeline(answer: list[dict]) -> Prediction:
+    """Gender and age from `transformers.pipeline("image-classification")`'s answer for one face (asked with
+    top_k=18, so every joint label is there): the marginals and the expected age."""
+    names = [item["label"] for item in answer]
+    if len(names) != len(JOINT_LABELS) and all(", " in name for name in names):
+        raise ValueError(f"got {len(names)} of the {len(JOINT_LABELS)} joint labels: call the pipeline with top_k=18")
+    return marginals(np.array([[item["score"] for item in answer]]), names)[0]

@@ -26,3 +26,16 @@ def test_joint_labels_are_gender_major_and_invertible():
     assert len(JOINT_LABELS) == 18
     assert JOINT_LABELS[0] == "female, 0-2" and JOINT_LABELS[9] == "male, 0-2"
     assert all(split_joint_label(label) in [(g, a) for g in ("female", "male") for a in AGE_GROUPS] for label in JOINT_LABELS)
+
+
+def test_from_pipeline_gives_gender_age_and_expected_age():
+    from genderage import from_pipeline
+    from genderage.labels import JOINT_LABELS
+
+    scores = dict.fromkeys(JOINT_LABELS, 0.0) | {"female, 20-29": 0.5, "female, 30-39": 0.2, "male, 20-29": 0.3}
+    answer = sorted(({"label": k, "score": v} for k, v in scores.items()), key=lambda item: -item["score"])
+    prediction = from_pipeline(answer)
+    assert prediction.gender["female"] == pytest.approx(0.7) and prediction.age_group["20-29"] == pytest.approx(0.8)
+    assert prediction.age == pytest.approx(0.8 * 24.5 + 0.2 * 34.5)
+    with pytest.raises(ValueError, match="top_k=18"):
+        from_pipeline(answer[:5])  # the pipeline's default top_k
