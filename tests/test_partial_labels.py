@@ -111,3 +111,22 @@ def test_a_one_gender_source_moves_the_share_of_women_only_when_its_gender_is_us
     assert 0.4 < without < 0.6
     assert abs(age_only - without) < 0.05  # tolerance: 5 points of 2,000 balanced faces
     assert with_gender < without - 0.15  # "photos like these are men"
+
+
+def test_a_held_out_part_is_left_out_of_every_split_and_reads_back_as_a_source(utkface_dir, tmp_path):
+    import json
+    import os
+
+    from conftest import prepared
+    from genderage.data.labelled import from_source
+
+    out = prepared(tmp_path, f"utkface={utkface_dir}", extra=["--hold-out", "utkface=8"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["sources"]["utkface"]["held_out"] == 8 and sum(report["splits"].values()) == report["kept"]
+    held = from_source(f"csv={out / 'holdout' / 'utkface.csv'}")
+    assert len(held.rows) == 8 and all(row["gender"] and row["age_group"] for row in held.rows)
+    split_files = {json.loads(line)["source_path"] for split in ("train", "validation", "test")
+                   for line in (out / split / "metadata.jsonl").read_text().splitlines()}
+    held_paths = {line.split(",")[0] for line in (out / "holdout" / "utkface.csv").read_text().splitlines()[1:]}
+    assert len(split_files) == report["kept"] and len(held_paths) == 8
+    assert not {os.path.abspath(path) for path in split_files} & held_paths

@@ -229,9 +229,9 @@ def _write_holdouts(out: Path, records: list[Record]) -> dict[str, int]:
     for name in counts:
         with (out / HOLDOUT_DIR / f"{name}.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["file_name", "gender", "age", "age_group", "race"])
-            writer.writerows([os.path.abspath(r.source_path), r.gender or "", "" if r.age is None else r.age,
-                              r.age_group or "", r.race or ""] for r in records if r.source == name)
+            writer.writerow(["file_name", "gender", "age", "race"])  # age: in years where known, else its group
+            writer.writerows([os.path.abspath(r.source_path), r.gender or "", r.age_group if r.age is None else r.age,
+                              r.race or ""] for r in records if r.source == name)
     return dict(counts)
 
 
