@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="validation", help="split to fit T on (never the test split you report)")
     parser.add_argument("--output", help="write the calibrated model here (default: in place)")
     parser.add_argument("--limit", type=int, help="fit on at most this many images")
+    parser.add_argument("--class-bias", action="store_true",
+                        help="fit one bias per class too (bias-corrected temperature scaling): undoes the class prior "
+                             "that balanced or boosted sampling taught, towards the split's own shares")
     return parser.parse_args(argv)
 
 
@@ -35,13 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     from genderage.training.model_card import update_card_sections
 
     try:
-        result = calibrate_model_folder(args.model, args.data_dir, args.split, args.output, args.limit)
+        result = calibrate_model_folder(args.model, args.data_dir, args.split, args.output, args.limit, args.class_bias)
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     output = Path(args.output or args.model)
     print(f"temperature T = {result['temperature']:.4f} (total in config.json: {result['total_temperature']:.4f}), "
           f"fitted on {result['images']} {args.split} images")
+    if "class_bias" in result:
+        print("class biases: " + ", ".join(f"{name} {b:+.2f}" for name, b in result["class_bias"].items()))
     for name in ("gender_ece", "age_group_ece", "nll"):
         if name in result["before"]:
             print(f"{name:<15} before {result['before'][name]:.4f}  after {result['after'][name]:.4f}")

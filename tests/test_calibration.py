@@ -126,3 +126,16 @@ def test_calibrate_cli_in_place_updates_the_card(utkface_dir, tmp_path, capsys):
 
     index = {r.metric_type: r.metric_value for r in ModelCard.load(tmp_path / "model" / "README.md").data.eval_results}
     assert index["gender_accuracy"] == round(metrics["test"]["gender_accuracy"], 4)
+
+
+def test_class_bias_undoes_a_prior_the_sampling_taught():
+    """Logits that favour class 0 by +1 over the truth (as boosted sampling would teach): the fitted biases take it back."""
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 18))
+    references = np.array([rng.choice(18, p=np.exp(row) / np.exp(row).sum()) for row in true_logits])
+    shifted = true_logits.copy()
+    shifted[:, 0] += 1.0
+    temperature, bias = fit_temperature(shifted, references, class_bias=True)
+    assert temperature == pytest.approx(1.0, abs=0.1)
+    assert bias[0] - bias[1:].mean() == pytest.approx(-1.0, abs=0.25)
+    assert fit_temperature(shifted, references) == pytest.approx(temperature, abs=0.2)  # the plain fit: T alone

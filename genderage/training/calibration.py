@@ -32,9 +32,13 @@ def expected_calibration_error(probabilities: np.ndarray, references: np.ndarray
     return float(error)
 
 
-def fit_temperature(logits: np.ndarray, references: np.ndarray, max_iter: int = 100) -> float:
+def fit_temperature(logits: np.ndarray, references: np.ndarray, max_iter: int = 100, class_bias: bool = False):
     """The scalar T minimising the NLL of softmax(logits / T) (LBFGS on log T, so T stays positive). Partly labelled
-    rows of the joint task (targets after the 18 classes) count by their marginal likelihood."""
+    rows of the joint task (targets after the 18 classes) count by their marginal likelihood.
+
+    With `class_bias`, one bias per class is fitted too (bias-corrected temperature scaling, Alexandari et al. 2020):
+    it undoes the class prior that balanced or boosted sampling taught, towards the fitting split's own shares.
+    Returns T, or (T, biases) with `class_bias`."""
     import torch
 
     from .losses import partial_nll, target_sets
@@ -43,16 +47,19 @@ def fit_temperature(logits: np.ndarray, references: np.ndarray, max_iter: int = 
     labels_t = torch.as_tensor(np.asarray(references), dtype=torch.long)
     sets = target_sets(logits_t.shape[1])
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+    bias = torch.zeros(logits_t.shape[1], dtype=torch.float64, requires_grad=class_bias)
+    optimiser = torch.optim.LBFGS([log_t, bias] if class_bias else [log_t], lr=0.5, max_iter=max_iter,
+                                  line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        loss = partial_nll(logits_t / log_t.exp(), labels_t, sets).mean()
+        loss = partial_nll(logits_t / log_t.exp() + bias, labels_t, sets).mean()
         loss.backward()
         return loss
 
     optimiser.step(closure)
-    return float(log_t.detach().exp())
+    temperature = float(log_t.detach().exp())
+    return (temperature, bias.detach().numpy() - bias.detach().numpy().mean()) if class_bias else temperature
 
 
 def classifier_head(model) -> "torch.nn.Linear":
@@ -69,8 +76,9 @@ def classifier_head(model) -> "torch.nn.Linear":
     return head
 
 
-def fold_temperature(model, temperature: float) -> None:
-    """Make the model output logits / T by scaling its head, and record the total temperature in its config."""
+def fold_temperature(model, temperature: float, class_bias: np.ndarray | None = None) -> None:
+    """Make the model output logits / T (+ one bias per class) by changing its head, and record the total temperature
+    in its config."""
     import torch
 
     head = classifier_head(model)
@@ -78,6 +86,8 @@ def fold_temperature(model, temperature: float) -> None:
         head.weight.div_(temperature)
         if head.bias is not None:
             head.bias.div_(temperature)
+            if class_bias is not None:
+                head.bias.add_(torch.as_tensor(class_bias, dtype=head.bias.dtype))
     # A model calibrated twice has been divided by both temperatures: record their product.
     model.config.calibration_temperature = getattr(model.config, "calibration_temperature", 1.0) * temperature
 
@@ -129,7 +139,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: str = "validation",
-                           output_dir: str | Path | None = None, limit: int | None = None) -> dict:
+                           output_dir: str | Path | None = None, limit: int | None = None, class_bias: bool = False) -> dict:
     """Fit T on a prepared split, fold it into the head and save the model (in place by default).
 
     Returns {"temperature", "total_temperature", "images", "before": {ECEs, nll}, "after": {...}}.
@@ -151,7 +161,8 @@ def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: s
     references = label_indices(data.rows, label_names)
     known = references >= 0
     logits = joint_logits(model, processor, data.images)
-    temperature = fit_temperature(logits[known], references[known])
+    fitted = fit_temperature(logits[known], references[known], class_bias=class_bias)
+    temperature, bias = fitted if class_bias else (fitted, np.zeros(logits.shape[1]))
     allowed = target_sets(len(label_names)).numpy()[references[known]]
 
     def summary(scaled: np.ndarray) -> dict:
@@ -159,15 +170,18 @@ def calibrate_model_folder(model_dir: str | Path, data_dir: str | Path, split: s
         nll = -np.log((probabilities[known] * allowed).sum(1) + 1e-12).mean()
         return {**marginal_eces(probabilities, data.rows, label_names), "nll": float(nll)}
 
-    before, after = summary(logits), summary(logits / temperature)
-    fold_temperature(model, temperature)
+    before, after = summary(logits), summary(logits / temperature + bias)
+    fold_temperature(model, temperature, bias if class_bias else None)
     model.config.calibration = {"split": split, "images": int(known.sum()), "ece_bins": ECE_BINS,
                                 "before": before, "after": after}
+    if class_bias:
+        model.config.calibration["class_bias"] = {name: round(float(b), 4) for name, b in zip(label_names, bias)}
     if output_dir != model_dir:  # keep the card, metrics and plots beside the calibrated weights
         shutil.copytree(model_dir, output_dir, dirs_exist_ok=True)
     save_model(model, processor, output_dir)
     return {"temperature": temperature, "total_temperature": model.config.calibration_temperature,
-            "images": int(known.sum()), "before": before, "after": after}
+            "images": int(known.sum()), "before": before, "after": after,
+            **({"class_bias": model.config.calibration["class_bias"]} if class_bias else {})}
 
 
 def read_calibration(model_dir: str | Path) -> dict | None:

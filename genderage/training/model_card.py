@@ -331,6 +331,9 @@ def calibration_markdown(calibration: dict) -> str:
     """What temperature scaling did, from the `calibration` record in config.json."""
     text = (f"Temperature scaling, folded into the classifier head (its weight and bias divided by T), so every "
             f"consumer (`pipeline`, ONNX, the app) gets calibrated probabilities: **T = {calibration['temperature']:.3f}**")
+    if calibration.get("class_bias"):
+        text += (", with one bias per class (bias-corrected temperature scaling: it undoes the class prior that the "
+                 "training's balanced and boosted sampling taught, towards the split's own shares)")
     if "before" in calibration:
         text += f", fitted on {calibration.get('images', '?')} images of the `{calibration.get('split', '?')}` split.\n\n"
         text += "| validation | gender ECE | age-group ECE | NLL (joint) |\n|---|---|---|---|\n"
