@@ -29,7 +29,7 @@ def test_the_shipped_model_describes_itself():
     from genderage.measure.leaderboard import describe_model
 
     row = describe_model(REPO / "models" / "default")
-    assert row["backbone"] == "resnet 32/64/128/256/256" and row["resolution"] == 128 and row["epochs"] == 6
+    assert row["backbone"] == "resnet 32/64/128/256/256" and row["resolution"] == 128 and row["epochs"] == 2
     assert row["face_chip"] is None  # cut around the detector's box
     assert 1 < row["onnx_mb"] < 50
 

@@ -55,7 +55,7 @@ def test_predict_runs_without_torch_and_answers_as_the_full_install(photos, tmp_
     predict_photos([str(photos)], tmp_path / "full.csv", str(REPO / "models" / "default"), progress=False)
     light_rows, full_rows = read_rows(tmp_path / "light.csv"), read_rows(tmp_path / "full.csv")
     assert light_rows.keys() == full_rows.keys() == {"astronaut.png", "grace_hopper.jpg", "coffee.png", "corrupt.jpg"}
-    assert light_rows["coffee.png"]["reason"] and light_rows["corrupt.jpg"]["reason"].startswith("This file cannot be used")
+    assert light_rows["coffee.png"]["reason"] and light_rows["corrupt.jpg"]["reason"].startswith("not a usable photo")
     for name in ("astronaut.png", "grace_hopper.jpg"):
         assert float(light_rows[name]["p_female"]) > 0.5  # the two example women
         for column in [c for c in light_rows[name] if c.startswith("p_") or c in ("x0", "y0", "x1", "y1")]:

@@ -6,11 +6,14 @@ an age group only that group's two. Its negative log-likelihood is −log Σ_{k 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from ..labels import joint_target_sets
 
 
+@lru_cache(maxsize=8)
 def target_sets(num_labels: int) -> torch.Tensor:
     """(targets × labels) booleans: the joint task's partial targets for 18 labels, else one class per target."""
     sets = joint_target_sets()

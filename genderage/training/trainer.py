@@ -140,7 +140,6 @@ class GenderAgeTrainer(Trainer):
                  class_names: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
-        self.target_sets = target_sets(self.model.config.num_labels)
         # The validation faces mirrored (same order), and the class names that turn logits into P(female)
         # (not `label_names`: the Trainer's own attribute, the label columns).
         self.mirrored_validation, self.class_names = mirrored_validation, class_names
@@ -190,8 +189,8 @@ class GenderAgeTrainer(Trainer):
             inputs = {**inputs, "pixel_values": torch.cat([inputs["pixel_values"], pair]), "labels": inputs["labels"].repeat(2)}
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = partial_cross_entropy(outputs.logits, labels, self.target_sets, self.args.label_smoothing_factor,
-                                     self.class_weights)
+        loss = partial_cross_entropy(outputs.logits, labels, target_sets(outputs.logits.shape[-1]),
+                                     self.args.label_smoothing_factor, self.class_weights)
         if pair is not None:
             logits, pair_logits = outputs.logits.chunk(2)
             loss = loss + self.args.consistency_weight * symmetric_kl(logits, pair_logits)
