@@ -97,6 +97,16 @@ def joint_target(gender: int | None, age_group: int | None) -> int | None:
     return None
 
 
+def task_target(task: str, gender: int | None, age_group: int | None) -> int | None:
+    """The training target of one example for a task ("gender", "age" or "gender_age"); None when it has no label
+    the task can learn from. The joint task learns from a gender or an age group alone too (`joint_target`)."""
+    if task == "gender":
+        return gender
+    if task == "age":
+        return age_group
+    return joint_target(gender, age_group)
+
+
 def target_labels(target: int) -> tuple[int | None, int | None]:
     """Inverse of `joint_target`: (gender index or None, age-group index or None)."""
     if target < GENDER_ONLY_TARGETS:

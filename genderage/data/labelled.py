@@ -20,10 +20,8 @@ def from_prepared(data_dir: str, split: str, limit: int | None = None, source: s
     """A prepared split (optionally only the rows of one `source`), `limit` images drawn at random (seed 0)."""
     from .imagefolder import load_prepared
 
-    splits = load_prepared(data_dir)
-    if split not in splits:
-        raise ValueError(f"{data_dir} has no split {split!r}; its splits: {', '.join(splits)}")
-    dataset = splits[split]
+    split_metadata(data_dir, split)  # a split that is not there: one line naming the others, before loading anything
+    dataset = load_prepared(data_dir)[split]
     if source is not None:
         dataset = dataset.filter(lambda value: value == source, input_columns="source")
     if limit:

@@ -59,6 +59,10 @@ def list_photos(inputs: list[str]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+class PhotoRejected(ValueError):
+    """A listed file that is not a usable photo; it keeps its row with this reason."""
+
+
 def open_photo(file: str):
     """A photo as upright RGB, or PhotoRejected with a reason worded for the command line."""
     from ..data.images import ImageRejected, open_rgb
@@ -74,9 +78,6 @@ def open_photo(file: str):
         raise PhotoRejected(f"cannot be read: {error.strerror or error}") from None
     return image
 
-
-class PhotoRejected(ValueError):
-    """A listed file that is not a usable photo; it keeps its row with this reason."""
 
 
 def output_format(output: str | Path) -> str:

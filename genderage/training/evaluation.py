@@ -162,8 +162,8 @@ def evaluate_model_folder(model_dir: str | Path, data_dir: str | Path, metric, s
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from ..data.imagefolder import load_prepared
-    from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
-    from .calibration import joint_logits, label_indices
+    from ..labels import GENDERS, JOINT_LABELS, task_target
+    from .calibration import joint_logits
 
     model = AutoModelForImageClassification.from_pretrained(model_dir, dtype=torch.float32)
     processor = AutoImageProcessor.from_pretrained(model_dir)
@@ -173,14 +173,12 @@ def evaluate_model_folder(model_dir: str | Path, data_dir: str | Path, metric, s
     results = {}
     for split in splits:
         rows = dataset[split].with_format(None)
-        named = rows.select_columns(["gender", "age_group"])
-        label_rows = [{"gender": None if g is None else GENDERS[g], "age_group": None if a is None else AGE_GROUPS[a]}
-                      for g, a in zip(named["gender"], named["age_group"])]
-        references = label_indices(label_rows, labels)
-        keep = [i for i, reference in enumerate(references) if reference >= 0]
+        targets = [task_target(task, g, a) for g, a in zip(rows["gender"], rows["age_group"])]
+        keep = [i for i, target in enumerate(targets) if target is not None]
         part = rows.select(keep)
         logits = joint_logits(model, processor, [example["image"] for example in part])
         columns = part.select_columns(["age", *slice_columns])
         slices = {column: _slice_values(columns, column) for column in slice_columns}
-        results[split] = compute_metrics_with_slices(metric, softmax(logits), references[keep], task, columns["age"], slices)
+        references = np.array([targets[i] for i in keep])
+        results[split] = compute_metrics_with_slices(metric, softmax(logits), references, task, columns["age"], slices)
     return results

@@ -15,7 +15,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from .. import METRIC_MODULE
-from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, joint_target, marginals
+from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, marginals, task_target
 from .config import DataArguments, ModelArguments, TrainArguments
 from .linear_probe import extract_features, probe_head
 from .losses import partial_cross_entropy, target_sets
@@ -29,23 +29,13 @@ SLICE_COLUMNS = ("age_group", "race", "source")
 TASK_LABELS = {"gender": GENDERS, "age": AGE_GROUPS, "gender_age": JOINT_LABELS}
 
 
-def task_label(task: str, gender: int | None, age_group: int | None) -> int | None:
-    """The training target of one example for `task`; None when it has no label the task can learn from. The joint
-    task learns from a gender or an age group alone too (`genderage.labels.joint_target`)."""
-    if task == "gender":
-        return gender
-    if task == "age":
-        return age_group
-    return joint_target(gender, age_group)
-
-
 def load_task_dataset(data_args: DataArguments):
     """The prepared dataset with the rows that have the task's labels, optionally truncated."""
     from ..data.imagefolder import load_prepared
 
     dataset = load_prepared(data_args.data_dir)
     dataset = dataset.filter(
-        lambda g, a: [task_label(data_args.task, gi, ai) is not None for gi, ai in zip(g, a)],
+        lambda g, a: [task_target(data_args.task, gi, ai) is not None for gi, ai in zip(g, a)],
         input_columns=["gender", "age_group"], batched=True,
     )
     if data_args.train_sources:
@@ -83,7 +73,7 @@ def make_batch_transform(image_transform, task: str, per_image: bool, mirror_pai
     def transform(batch: dict) -> dict:
         images = [image.convert("RGB") for image in batch["image"]]
         pixels = [image_transform(image) for image in images] if per_image else list(image_transform(images))
-        labels = [task_label(task, g, a) for g, a in zip(batch["gender"], batch["age_group"])]
+        labels = [task_target(task, g, a) for g, a in zip(batch["gender"], batch["age_group"])]
         columns = {"pixel_values": pixels, "labels": labels}
         if mirror_pairs:
             columns["pair_pixel_values"] = [image_transform(ImageOps.mirror(image)) for image in images]
@@ -229,7 +219,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
         model.config.face_chip = chip
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_labels = [task_label(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
+    train_labels = [task_target(data_args.task, g, a) for g, a in zip(dataset["train"]["gender"], dataset["train"]["age_group"])]
 
     # On-the-fly transforms.
     mirror_pairs = training_args.consistency_weight > 0
