@@ -24,12 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"], help="classifier backend (auto: ONNX Runtime when model.onnx exists)")
     args = parser.parse_args(argv)
     from genderage.serving.inference import DEFAULT_MODEL
-    from genderage.serving.predict import output_format, predict_photos
+    from genderage.serving.predict import WorkerDied, output_format, predict_photos
 
     try:
         output_format(args.output)
         counts = predict_photos(args.inputs, args.output, args.model or DEFAULT_MODEL, args.workers, args.resume, args.flip, args.chunk, args.backend)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, WorkerDied) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rate = counts["photos"] / counts["seconds"] if counts["seconds"] else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -47,13 +48,13 @@ class ImageRejected(ValueError):
     """An image that is unusable, with a reason meant for people."""
 
 
-def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, bool]:
-    """Open, fully decode and normalise an image to upright RGB.
+def open_rgb(path: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, bool]:
+    """Open, fully decode and normalise an image (a file, or its bytes) to upright RGB.
 
     Returns the image and whether it differs from the file's own pixels (rotated or converted).
     Raises ImageRejected with a readable reason for anything that is not a usable still image.
     """
-    size = Path(path).stat().st_size
+    size = len(path) if isinstance(path, bytes) else Path(path).stat().st_size
     if size == 0:
         raise ImageRejected("empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
@@ -61,7 +62,7 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[Image.Imag
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
             if image.width * image.height > max_pixels:
                 raise ImageRejected(f"too many pixels ({image.width}x{image.height}); possible decompression bomb")
             image.load()

@@ -28,19 +28,20 @@ class Rates:
     prior: np.ndarray  # (k,): the labelled faces' class shares
 
     @classmethod
-    def from_labelled(cls, probabilities: np.ndarray, truth: np.ndarray) -> "Rates":
+    def from_labelled(cls, probabilities: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> "Rates":
+        """`weights` (one per face, e.g. a bootstrap's draw counts) weigh the faces; None counts each once."""
         probabilities, truth = np.asarray(probabilities, dtype=np.float64), np.asarray(truth)
         k = probabilities.shape[1]
-        answers = np.eye(k)[probabilities.argmax(1)]
-        hard, soft = np.full((k, k), np.nan), np.full((k, k), np.nan)
-        for j in range(k):
-            members = truth == j
-            if members.any():
-                hard[:, j], soft[:, j] = answers[members].mean(0), probabilities[members].mean(0)
-        missing = np.isnan(hard[0])
+        weights = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=np.float64)
+        per_class = np.bincount(truth, weights, minlength=k)
+        members = np.eye(k)[truth] * weights[:, None]  # (n, k): each face's weight under its true class
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hard = (np.eye(k)[probabilities.argmax(1)].T @ members) / per_class
+            soft = (probabilities.T @ members) / per_class
+        missing = per_class == 0
         if missing.any():  # a class never seen: assume the classifier would be right on it (the identity column)
             hard[:, missing] = soft[:, missing] = np.eye(k)[:, missing]
-        return cls(hard, soft, np.bincount(truth, minlength=k) / max(1, len(truth)))
+        return cls(hard, soft, per_class / max(per_class.sum(), 1e-12))
 
 
 def _solve(rates: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -51,51 +52,58 @@ def _solve(rates: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return shares / total if total > 0 else np.full(len(observed), 1 / len(observed))
 
 
-def sld(probabilities: np.ndarray, prior: np.ndarray, iterations: int = 1000, tolerance: float = 1e-6) -> np.ndarray:
+def sld(probabilities: np.ndarray, prior: np.ndarray, weights: np.ndarray | None = None, iterations: int = 1000,
+        tolerance: float = 1e-6) -> np.ndarray:
     """Saerens-Latinne-Decaestecker EM: the collection's prior that makes it the mean of the re-weighted posteriors."""
     shares = prior.copy()
     for _ in range(iterations):
         weighted = probabilities * (shares / np.maximum(prior, 1e-12))
-        posteriors = weighted / weighted.sum(1, keepdims=True)
-        new = posteriors.mean(0)
+        new = np.average(weighted / weighted.sum(1, keepdims=True), axis=0, weights=weights)
         if np.abs(new - shares).max() < tolerance:
             return new
         shares = new
     return shares
 
 
-def estimate(probabilities: np.ndarray, rates: Rates, method: str) -> np.ndarray:
-    """A collection's class shares from its faces' probabilities (n × k) by `method` (one of ESTIMATORS)."""
+def estimate(probabilities: np.ndarray, rates: Rates, method: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """A collection's class shares from its faces' probabilities (n × k) by `method` (one of ESTIMATORS);
+    `weights` (one per face) weigh the faces, as a bootstrap draw does."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     k = probabilities.shape[1]
     if method == "cc":
-        return np.bincount(probabilities.argmax(1), minlength=k) / len(probabilities)
+        counts = np.bincount(probabilities.argmax(1), weights, minlength=k)
+        return counts / max(counts.sum(), 1e-12)
     if method == "pcc":
-        return probabilities.mean(0)
+        return np.average(probabilities, axis=0, weights=weights)
     if method == "acc":
-        return _solve(rates.hard, estimate(probabilities, rates, "cc"))
+        return _solve(rates.hard, estimate(probabilities, rates, "cc", weights))
     if method == "pacc":
-        return _solve(rates.soft, probabilities.mean(0))
+        return _solve(rates.soft, np.average(probabilities, axis=0, weights=weights))
     if method == "sld":
-        return sld(probabilities, rates.prior)
+        return sld(probabilities, rates.prior, weights)
     raise ValueError(f"unknown estimator {method!r}; choose one of {ESTIMATORS}")
 
 
 def bootstrap_interval(probabilities: np.ndarray, groups: np.ndarray, labelled_probabilities: np.ndarray,
                        labelled_truth: np.ndarray, method: str, rounds: int = 200, seed: int = 0,
-                       level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       level: float = 0.95, labelled_groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(estimate, low, high) per class. Each round resamples the collection's photos (`groups`: one id per face, as
-    faces of one photo are not independent) and the labelled faces behind the rates, so both uncertainties count."""
+    faces of one photo are not independent) and the labelled photos behind the rates (`labelled_groups`, default one
+    per face), so both uncertainties count. The resampling is a Poisson bootstrap (each photo drawn Poisson(1) times):
+    vectorised, so a collection of millions of faces takes seconds."""
     rng = np.random.default_rng(seed)
-    rates = Rates.from_labelled(labelled_probabilities, labelled_truth)
-    point = estimate(probabilities, rates, method)
-    photos = np.unique(groups)
-    faces_of = {photo: np.flatnonzero(groups == photo) for photo in photos}
+    labelled_probabilities, labelled_truth = np.asarray(labelled_probabilities, dtype=np.float64), np.asarray(labelled_truth)
+    point = estimate(probabilities, Rates.from_labelled(labelled_probabilities, labelled_truth), method)
+    _, photo_of = np.unique(groups, return_inverse=True)
+    labelled_groups = np.arange(len(labelled_truth)) if labelled_groups is None else labelled_groups
+    _, labelled_photo_of = np.unique(labelled_groups, return_inverse=True)
     draws = []
     for _ in range(rounds):
-        chosen = np.concatenate([faces_of[photo] for photo in rng.choice(photos, len(photos))])
-        labelled = rng.integers(0, len(labelled_truth), len(labelled_truth))
-        resampled = Rates.from_labelled(labelled_probabilities[labelled], labelled_truth[labelled])
-        draws.append(estimate(probabilities[chosen], resampled, method))
+        weights = rng.poisson(1.0, photo_of.max() + 1)[photo_of]
+        labelled_weights = rng.poisson(1.0, labelled_photo_of.max() + 1)[labelled_photo_of]
+        if weights.sum() == 0 or labelled_weights.sum() == 0:
+            continue
+        rates = Rates.from_labelled(labelled_probabilities, labelled_truth, labelled_weights)
+        draws.append(estimate(probabilities, rates, method, weights))
     low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
     return point, low, high

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..labels import AGE_GROUPS, GENDERS
@@ -63,15 +64,16 @@ class PhotoRejected(ValueError):
     """A listed file that is not a usable photo; it keeps its row with this reason."""
 
 
-def open_photo(file: str):
-    """A photo as upright RGB, or PhotoRejected with a reason worded for the command line."""
+def open_photo(file: str, content: bytes | None = None):
+    """A photo as upright RGB (read from `file`, or decoded from `content`, its bytes, when given), or PhotoRejected
+    with a reason worded for the command line."""
     from ..data.images import ImageRejected, open_rgb
     from .analysis import MAX_UPLOAD_PIXELS
 
-    if not Path(file).is_file():
+    if content is None and not Path(file).is_file():
         raise PhotoRejected("file not found (moved or deleted during the run?)")
     try:
-        image, _ = open_rgb(file, max_pixels=MAX_UPLOAD_PIXELS)
+        image, _ = open_rgb(file if content is None else content, max_pixels=MAX_UPLOAD_PIXELS)
     except ImageRejected as error:
         raise PhotoRejected(f"not a usable photo: {error}") from None
     except OSError as error:
@@ -108,11 +110,15 @@ def _round(probabilities: dict[str, float] | None) -> dict[str, float] | None:
     return None if probabilities is None else {k: round(v, 4) for k, v in probabilities.items()}
 
 
-def _row(file: str, face: int | None = None, box=None, confidence=None, prediction=None, reason: str | None = None) -> dict:
-    return {"file": file, "face": face, "box": None if box is None else [int(v) for v in box],
+def _row(file: str, face: int | None = None, box=None, confidence=None, prediction=None, reason: str | None = None,
+         joint: list[str] | None = None) -> dict:
+    row = {"file": file, "face": face, "box": None if box is None else [int(v) for v in box],
             "detector_confidence": None if confidence is None else round(float(confidence), 4),
             "gender": _round(prediction.gender) if prediction else None, "age_group": _round(prediction.age_group) if prediction else None,
             "age": round(prediction.age, 1) if prediction and prediction.age is not None else None, "reason": reason}
+    if joint is not None:  # every joint label's probability, in `joint`'s order (the audit's gender × age table)
+        row["joint"] = [round(prediction.labels[name], 4) for name in joint] if prediction else None
+    return row
 
 
 def csv_row(row: dict) -> dict:
@@ -127,21 +133,24 @@ def csv_row(row: dict) -> dict:
 class PhotoPredictor:
     """The detector and the classifier of one process; turns a chunk of photo paths into rows."""
 
-    def __init__(self, model: str, backend: str = "auto", flip: bool = False, threads: int | None = None):
+    def __init__(self, model: str, backend: str = "auto", flip: bool = False, threads: int | None = None, joint: bool = False):
+        from ..labels import JOINT_LABELS
         from .faces import FaceDetector
         from .inference import GenderAgeClassifier
 
         self.classifier = GenderAgeClassifier.from_pretrained(model, backend=backend, threads=threads)
         self.detector = FaceDetector(threads=threads, chip=self.classifier.face_chip)
         self.flip = flip
+        self.joint = JOINT_LABELS if joint else None
 
-    def rows(self, files: list[str]) -> list[list[dict]]:
-        """Rows per file: detection photo by photo, then one classification batch for all the chunk's faces."""
+    def rows(self, files: list[str], contents: list[bytes | None] | None = None) -> list[list[dict]]:
+        """Rows per file: detection photo by photo, then one classification batch for all the chunk's faces.
+        `contents` gives photos' bytes where they are not files (a dataset's images); None reads the files."""
         per_file: list[list[dict]] = []
         pending = []  # (file index, face number, face)
         for index, file in enumerate(files):
             try:
-                image = open_photo(file)
+                image = open_photo(file, contents[index] if contents else None)
                 if self.detector.too_small(image):
                     per_file.append([_row(file, reason=TOO_SMALL_REASON)])
                     continue
@@ -156,22 +165,67 @@ class PhotoPredictor:
             pending += [(index, number, face) for number, face in enumerate(faces)]
         predictions = self.classifier.predict([face.crop for _, _, face in pending], self.flip) if pending else []
         for (index, number, face), prediction in zip(pending, predictions):
-            per_file[index].append(_row(files[index], number, face.box, face.confidence, prediction))
+            per_file[index].append(_row(files[index], number, face.box, face.confidence, prediction, joint=self.joint))
         return per_file
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without finishing its photos (killed, or out of memory)."""
 
 
 _worker: PhotoPredictor | None = None
 
 
-def _init_worker(model: str, backend: str, flip: bool) -> None:
+def _init_worker(model: str, backend: str, flip: bool, joint: bool) -> None:
     global _worker
     # One core per worker: N workers fill N cores without oversubscription (torch, where it runs, reads this too).
     os.environ["OMP_NUM_THREADS"] = "1"
-    _worker = PhotoPredictor(model, backend, flip, threads=1)
+    _worker = PhotoPredictor(model, backend, flip, threads=1, joint=joint)
 
 
-def _work(files: list[str]) -> tuple[list[str], list[list[dict]]]:
-    return files, _worker.rows(files)
+def _work(chunk: tuple[list[str], list[bytes | None] | None]) -> tuple[list[str], list[list[dict]]]:
+    files, contents = chunk
+    return files, _worker.rows(files, contents)
+
+
+def predict_chunks(chunks: Iterable[tuple[list[str], list[bytes | None] | None]], model: str, workers: int = 1,
+                   backend: str = "auto", flip: bool = False, joint: bool = False) -> Iterator[tuple[list[str], list[list[dict]]]]:
+    """(files, rows per file) for each chunk of (files, their bytes or None), in order.
+
+    workers > 1 runs that many spawned processes with a bounded queue of chunks (memory stays flat on any collection);
+    workers == 1 runs here, with the backends' own thread settings. A worker that dies raises WorkerDied: what was
+    already yielded stands, and a rerun with resume picks up from there."""
+    if workers <= 1:
+        predictor = PhotoPredictor(model, backend, flip, joint=joint)
+        for files, contents in chunks:
+            yield files, predictor.rows(files, contents)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .inference import GenderAgeClassifier
+
+    # Loaded here once first: a model that cannot load is one clear error, not a pool of failing workers.
+    GenderAgeClassifier.from_pretrained(model, backend=backend, threads=1)
+    # spawn, not fork: a forked copy of a process with live thread pools can deadlock
+    with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker, (model, backend, flip, joint)) as pool:
+        pending: deque = deque()
+        chunks = iter(chunks)
+        try:
+            while True:
+                while len(pending) < 2 * workers and (chunk := next(chunks, None)) is not None:
+                    pending.append(pool.submit(_work, chunk))
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise WorkerDied("a worker process died (killed, or out of memory); rerun with --resume to go on from the "
+                             "photos already written") from None
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def predict_photos(inputs: list[str], output: str | Path, model: str, workers: int = 1, resume: bool = False, flip: bool = False,
@@ -200,22 +254,8 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS) if kind == "csv" else None
         if writer and handle.tell() == 0:
             writer.writeheader()
-        pool, results = None, iter(())
-        if workers > 1 and len(chunks) > 1:
-            import multiprocessing
-
-            from .inference import GenderAgeClassifier
-
-            # Loaded here once first: a model that cannot load is one clear error, not a pool of failing workers.
-            GenderAgeClassifier.from_pretrained(model, backend=backend, threads=1)
-
-            # spawn, not fork: a forked copy of a process with live thread pools can deadlock
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(chunks)), _init_worker, (model, backend, flip))
-            results = pool.imap(_work, chunks)
-        elif chunks:
-            predictor = PhotoPredictor(model, backend, flip)
-            results = ((files_, predictor.rows(files_)) for files_ in chunks)
-        try:
+        if chunks:
+            results = predict_chunks([(files_, None) for files_ in chunks], model, min(workers, len(chunks)), backend, flip)
             for chunk_files, per_file in results:
                 for rows in per_file:
                     if writer is None:
@@ -228,8 +268,5 @@ def predict_photos(inputs: list[str], output: str | Path, model: str, workers: i
                     counts["no_face" if reason in (NO_FACE_REASON, TOO_SMALL_REASON) else "bad"] += reason is not None
                 handle.flush()
                 bar.update(len(chunk_files))
-        finally:
-            if pool is not None:
-                pool.terminate()
     counts["seconds"] = round(time.perf_counter() - start, 2)
     return counts
