@@ -21,6 +21,8 @@ it quadruples the work). --sheets DIR writes a contact sheet per set of the most
 gender mistakes (DIR/NAME_mistakes.png); the card links the sheets written inside the model folder (e.g. --sheets
 MODEL/cross_dataset). Sheets show the test photos: mind their licence before publishing a model folder with them.
 --update-card writes the tables (and the calibration, if any) into the model folder's README.md.
+--rates writes MODEL/quantification.json: each set's labels and answers (the largest face per photo), from which
+audit.py learns the model's errors per true class to adjust a collection's shares.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--markdown", help="write the markdown table here")
     parser.add_argument("--update-card", action="store_true", help="insert/replace the section in MODEL/README.md")
+    parser.add_argument("--rates", action="store_true", help="write MODEL/quantification.json for audit.py's adjusted shares")
     args = parser.parse_args(argv)
     if not args.test and not args.data_dir:
         parser.error("give --test NAME=SPEC and/or --data-dir")

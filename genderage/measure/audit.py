@@ -47,8 +47,9 @@ def face_records(position: int, rows: list[dict]) -> list[dict]:
     return records
 
 
-def _engine_rows(collection: Collection, positions: list[int], engine: str, workers: int, model: str, chunk: int,
-                 address: str | None, backend: str, flip: bool) -> Iterator[tuple[int, list[dict]]]:
+def engine_rows(collection: Collection, positions: list[int], engine: str, workers: int, model: str, chunk: int = 16,
+                address: str | None = None, backend: str = "auto", flip: bool = False) -> Iterator[tuple[int, list[dict]]]:
+    """(position, PhotoPredictor rows) for the photos at `positions`, from the local workers or the Ray actors."""
     photos = collection.table["photo"].tolist()
     if engine == "ray":
         from ..serving.ray_engine import predict_on_ray
@@ -99,7 +100,7 @@ def predict_collection(collection: Collection, output: str | Path, model: str, e
     todo = [p for i, file in enumerate(shard_files) if not file.is_file() for p in range(i * shard_photos, min(n, (i + 1) * shard_photos))]
     waiting: dict[int, dict[int, list[dict]]] = {}  # shard -> position -> records, until the shard is whole
     with tqdm(total=n, initial=n - len(todo), unit="photo", disable=not progress, file=sys.stderr) as bar:
-        for position, rows in _engine_rows(collection, todo, engine, workers, model, chunk, address, backend, flip):
+        for position, rows in engine_rows(collection, todo, engine, workers, model, chunk, address, backend, flip):
             shard = position // shard_photos
             if shard_files[shard].is_file():
                 continue  # a late repeat of a photo whose shard is written
@@ -145,6 +146,8 @@ def sample_rates(model: str, spec: str, limit: int | None = None) -> LabelledFac
         raise ValueError(f"--labelled {spec}: no usable labelled photos")
     classifier = GenderAgeClassifier.from_pretrained(model)
     answers = predict_path(classifier, data.images, FaceDetector(chip=classifier.face_chip), warm_up=False)
+    if not any(answers.found):
+        raise ValueError(f"--labelled {spec}: no face found in any of its {len(data.rows)} photos")
     return LabelledFaces.from_answers(f"the labelled sample {parse_source_spec(spec).name}", [str(i) for i in range(len(data.rows))],
                                       data.rows, answers.predictions, answers.found)
 
@@ -168,17 +171,19 @@ def composition(faces: pd.DataFrame, rates: LabelledFaces | None, estimator: str
         return {**result, "share_female": None, "share_female_argmax": None, "age_group": None, "age_group_argmax": None, "joint": None}
     joint = np.stack(found["p_joint"].to_numpy())
     photo_ids = found["photo"].to_numpy()
-    method = estimator if rates is not None else "pcc"  # no labelled faces: no adjustment is possible
     result["uncertain_share"] = round(float((found[[f"p_{g}" for g in GENDERS]].max(axis=1) < UNCERTAIN_BELOW).mean()), 4)
-    result["estimator"] = method
+    result["estimators"] = {}
     for task in ("gender", "age_group", "joint"):
         probabilities = marginal_probabilities(joint, task)
-        if rates is None:
+        labelled = rates.task(task) if rates is not None else None
+        if labelled is None or len(labelled[1]) == 0:  # no labelled faces for this task: no adjustment is possible
+            result["estimators"][task] = "pcc"
             point = estimate(probabilities, None, "pcc")
             low = high = np.full(len(point), np.nan)
         else:
-            point, low, high = bootstrap_interval(probabilities, photo_ids, *rates.task(task)[:2], method, rounds, seed,
-                                                  labelled_groups=rates.task(task)[2])
+            result["estimators"][task] = estimator
+            point, low, high = bootstrap_interval(probabilities, photo_ids, labelled[0], labelled[1], estimator, rounds, seed,
+                                                  labelled_groups=labelled[2])
         argmax = estimate(probabilities, None, "cc")
         names = {"gender": GENDERS, "age_group": AGE_GROUPS, "joint": JOINT_LABELS}[task]
         shares = {name: _interval(point[i], low[i], high[i]) for i, name in enumerate(names)}

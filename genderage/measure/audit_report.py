@@ -8,6 +8,13 @@ from ..labels import AGE_GROUPS, GENDERS
 
 MANY_WITHOUT_FACE = 0.2  # above this share of photos without a face, the collection looks unlike the measured sets
 MANY_UNCERTAIN = 0.15  # above this share of uncertain gender answers, likewise
+ESTIMATOR_WORDS = {
+    "pacc": "PACC (the mean probabilities, corrected by the model's mean probabilities per true class)",
+    "acc": "ACC (the argmax count, corrected by the model's confusion rates)",
+    "sld": "SLD/EMQ (the probabilities re-weighted to the collection's prior by EM)",
+    "pcc": "PCC (the mean of the faces' probabilities, unadjusted)",
+    "cc": "CC (the argmax count, unadjusted)",
+}
 
 
 def _share(value: dict | None) -> str:
@@ -49,10 +56,11 @@ def report_markdown(summary: dict) -> str:
              f"{overall['n_photos']} photos, {overall['n_faces']} faces found ({overall['faces_per_photo']} per usable photo), "
              f"{overall['photos_without_face']} photos without a face, {overall['unusable_files']} unusable files. "
              f"Model: `{summary['model']}`.", ""]
-    estimator = summary["estimator"].upper()
+    method = ESTIMATOR_WORDS.get(summary["estimator"], summary["estimator"].upper())
+    how = (f"Estimated with {method}, with a 95% bootstrap interval (photos and labelled photos resampled)."
+           if summary["rates_from"] else "Sums of the faces' probabilities (PCC), not adjusted for the model's errors; no interval.")
     lines += ["## Share of women and men", "",
-              f"Estimated with {estimator} and a 95% bootstrap interval (photos and labelled photos resampled). "
-              "The argmax count (each face's likelier answer, counted) is shown for contrast: it is biased whenever the "
+              f"{how} The argmax count (each face's likelier answer, counted) is shown for contrast: it is biased whenever the "
               "collection's shares differ from those the model was measured on.", "",
               "| | women | men | women, argmax count | faces |", "|---|---|---|---|---|",
               f"| overall | {_share(overall['share_female'])} | {_share(overall.get('share_male'))} | "

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> dict:
         detector = FaceDetector(chip=classifier.face_chip)
     trained = training_sources(args.model)
     sheets = Path(args.sheets) if args.sheets else None  # only on request: a sheet shows the test photos themselves
-    rows, sheet_names = [], set()
+    rows, sheet_names, labelled = [], set(), []
     for name, spec in test_sets(args):
         data, source = load_test_set(spec, args)
         if not data.images:
@@ -179,6 +179,17 @@ def run(args: argparse.Namespace) -> dict:
             write_mistakes_sheet(data.rows, answers, sheets / file_name, name)
             row["mistakes_sheet"] = sheet_reference(sheets / file_name, args.model)
         rows.append(row)
+        if args.rates:
+            from .labelled_faces import LabelledFaces
+
+            measured = {key: row.get(key) for key in ("gender_accuracy", "age_group_accuracy", "gender_ece", "faces_found_rate", "worst_group")}
+            measured["worst_group_gender_accuracy"] = row["slices"].get(f"gender_accuracy/{row['worst_group']}")
+            labelled.append(LabelledFaces.from_answers(name, [str(i) for i in range(len(data.rows))], data.rows,
+                                                       answers.predictions, answers.found, measured))
         print(f"{name}: {json.dumps({k: v for k, v in row.items() if k not in ('name', 'data', 'slices')})}", flush=True)
+    if labelled:
+        from .labelled_faces import write_quantification
+
+        print(f"wrote {write_quantification(args.model, labelled)}")
     return {"model": args.model, "path": "detect" if args.detect else "whole image", "training_sources": trained,
             "limit": args.limit, "split": args.split if args.data_dir else None, "rows": rows}

@@ -77,9 +77,12 @@ class LabelledFaces:
 
     @classmethod
     def pooled(cls, sets: list["LabelledFaces"]) -> "LabelledFaces":
-        """Several sets as one (photo ids prefixed by their set, so they stay distinct)."""
+        """Several sets as one (photo ids prefixed by their set, so they stay distinct). A set with one gender only
+        (e.g. FairFace's men) keeps its age labels but lends no gender labels: its photos would measure the errors on
+        that gender in another kind of photo than the other gender's, and the two columns of the rates must compare."""
+        genders = [s.gender if len(set(s.gender[s.gender >= 0])) > 1 else np.full_like(s.gender, -1) for s in sets]
         return cls(" + ".join(s.described for s in sets), [f"{s.described}/{p}" for s in sets for p in s.photo],
-                   np.concatenate([s.gender for s in sets]), np.concatenate([s.age_group for s in sets]),
+                   np.concatenate(genders), np.concatenate([s.age_group for s in sets]),
                    np.concatenate([s.joint for s in sets]), {s.described: s.measured for s in sets})
 
 

@@ -106,4 +106,5 @@ def bootstrap_interval(probabilities: np.ndarray, groups: np.ndarray, labelled_p
         rates = Rates.from_labelled(labelled_probabilities, labelled_truth, labelled_weights)
         draws.append(estimate(probabilities, rates, method, weights))
     low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
-    return point, low, high
+    # A share clipped at 0 or 1 can leave the point just outside its percentile interval: widen to hold it.
+    return point, np.minimum(low, point), np.maximum(high, point)

@@ -17,10 +17,13 @@ import numpy as np
 
 
 class _PredictorActor:
-    def __init__(self, model: str, backend: str, flip: bool, joint: bool):
+    settings: tuple = ()  # (model, backend, flip, joint), set on a subclass: no constructor arguments in the object store
+
+    def __init__(self):
         os.environ["OMP_NUM_THREADS"] = "1"  # one core per actor, as the local workers
         from .predict import PhotoPredictor
 
+        model, backend, flip, joint = self.settings
         self.predictor = PhotoPredictor(model, backend, flip, threads=1, joint=joint)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -37,8 +40,11 @@ def start_ray(address: str | None, workers: int) -> None:
 
     if ray.is_initialized():
         return
+    # Ray's C++ core logs a notice per actor pool ("constructor arguments in the object store"): errors still raise.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, configure_logging=True)
+             logging_level=logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the audit's own bar counts photos; Ray's would print beside it
     context.print_on_execution_start = False
@@ -54,8 +60,10 @@ def predict_on_ray(items: Iterable[tuple[int, str, bytes | None]], model: str, w
     records = [{"position": position, "photo": photo, "content": content or b""} for position, photo, content in items]
     if not records:
         return
-    dataset = ray.data.from_items(records, override_num_blocks=max(1, min(len(records) // chunk, 4 * workers * 8)))
-    answered = dataset.map_batches(_PredictorActor, fn_constructor_args=(model, backend, flip, joint), batch_size=chunk,
+    # At least 4 blocks a worker keeps every actor busy to the end; a block of many batches keeps the scheduling light.
+    blocks = min(len(records), max(4 * workers, min(len(records) // (4 * chunk), 10_000)))
+    predictor = type("PhotoPredictorActor", (_PredictorActor,), {"settings": (model, backend, flip, joint)})
+    answered = ray.data.from_items(records, override_num_blocks=blocks).map_batches(predictor, batch_size=chunk,
                                    compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, batch_format="numpy")
     for batch in answered.iter_batches(batch_size=None, batch_format="numpy"):
         for position, rows in zip(batch["position"], batch["rows"]):
