@@ -8,9 +8,10 @@ Usage:
 
 Each labelled set (--test, cross_dataset.py's syntax, through the detect path; or the sets of a quantification.json
 with --sets) is split in two halves at random: the model's error rates come from one half, and collections of --size
-faces are drawn from the other at each share of women, --collections per share. For every estimator: the mean signed
-error and the mean absolute error of the share of women, in points; for the adjusted ones, how often the 95% bootstrap
-interval (photos and rate photos resampled) holds the true share. --cross "A+B->C" adds a row where the rates come
+faces are drawn from the other at each share of women, --collections per share (each face a woman with that
+probability, as a collection samples whatever produced its photos). For every estimator: the mean signed and the mean
+absolute error against the collection's own share of women, in points; for the adjusted ones, how often the 95%
+bootstrap interval (photos and rate photos resampled) holds the share the collection was drawn at, and its own count. --cross "A+B->C" adds a row where the rates come
 from whole sets A and B and the collections from set C: an audit that relies on the model's own test sets.
 """
 
@@ -46,7 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--markdown", help="write the table here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.test and not args.sets:
+        parser.error("give labelled sets: --test NAME=SPEC and/or --sets QUANTIFICATION_JSON")
+    return args
 
 
 def labelled_sets(args: argparse.Namespace) -> dict:
@@ -94,36 +98,40 @@ def simulate(rate_faces: tuple, pool: tuple, shares: list[float], args: argparse
     women, men = np.flatnonzero(truth == 0), np.flatnonzero(truth == 1)
     result = {}
     for share in shares:
-        n_women = round(share * args.size)
         errors = {method: [] for method in ESTIMATORS}
-        covered = {method: 0 for method in WITH_INTERVALS}
+        covered = {method: 0 for method in WITH_INTERVALS}  # the source's share (what produced the photos)
+        covered_own = {method: 0 for method in WITH_INTERVALS}  # the collection's own count
         widths = {method: [] for method in WITH_INTERVALS}
         for _ in range(args.collections):
+            # Each face is a woman with probability `share`: a collection is a sample of what produced it.
+            n_women = int(rng.binomial(args.size, share))
             chosen = np.concatenate([rng.choice(women, n_women, replace=n_women > len(women)),
                                      rng.choice(men, args.size - n_women, replace=args.size - n_women > len(men))])
-            collection, true_share = probabilities[chosen], n_women / args.size
+            collection, own_share = probabilities[chosen], n_women / args.size
             for method in ESTIMATORS:
-                errors[method].append(100 * (estimate(collection, rates, method)[0] - true_share))
+                errors[method].append(100 * (estimate(collection, rates, method)[0] - own_share))
             for method in WITH_INTERVALS:
                 _, low, high = bootstrap_interval(collection, np.arange(args.size), rate_probabilities, rate_truth, method,
                                                   args.rounds, seed=int(rng.integers(1 << 31)))
-                covered[method] += bool(low[0] <= true_share <= high[0])
+                covered[method] += bool(low[0] <= share <= high[0])
+                covered_own[method] += bool(low[0] <= own_share <= high[0])
                 widths[method].append(100 * (high[0] - low[0]))
         result[share] = {"signed": {m: float(np.mean(e)) for m, e in errors.items()},
                          "absolute": {m: float(np.mean(np.abs(e))) for m, e in errors.items()},
                          "coverage": {m: covered[m] / args.collections for m in WITH_INTERVALS},
+                         "coverage_own_count": {m: covered_own[m] / args.collections for m in WITH_INTERVALS},
                          "width": {m: float(np.mean(widths[m])) for m in WITH_INTERVALS}}
     return result
 
 
 def markdown(results: dict) -> str:
     head = ("| rates → collections | true share of women | " + " | ".join(m.upper() for m in ESTIMATORS)
-            + " | " + " | ".join(f"{m.upper()} 95% coverage (width)" for m in WITH_INTERVALS) + " |")
+            + " | " + " | ".join(f"{m.upper()} 95% interval: covers the source's share / the own count (width)" for m in WITH_INTERVALS) + " |")
     lines = [head, "|---" * (2 + len(ESTIMATORS) + len(WITH_INTERVALS)) + "|"]
     for name, per_share in results.items():
         for share, figures in per_share.items():
             cells = [f"{figures['signed'][m]:+.1f} ({figures['absolute'][m]:.1f})" for m in ESTIMATORS]
-            cells += [f"{figures['coverage'][m]:.0%} ({figures['width'][m]:.1f})" for m in WITH_INTERVALS]
+            cells += [f"{figures['coverage'][m]:.0%} / {figures['coverage_own_count'][m]:.0%} ({figures['width'][m]:.1f})" for m in WITH_INTERVALS]
             lines.append(f"| {name} | {float(share):.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ from conftest import REPO
 # With no arguments, app.py serves the demo until stopped (tests/test_browser.py starts it) and two benchmarks run
 # their default job (below, and tests/test_browser.py drives the live mode the way live_webcam.py does).
 DEFAULT_JOB_SCRIPTS = ["app.py", "benchmarks/app_latency.py", "benchmarks/live_webcam.py"]
-USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "convert_dlib.py", "predict.py", "export_onnx.py", "wise_ft.py"] + sorted(
+USAGE_SCRIPTS = ["prepare_dataset.py", "train.py", "convert_dlib.py", "predict.py", "audit.py", "export_onnx.py", "wise_ft.py"] + sorted(
     f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.py") if f"benchmarks/{path.name}" not in DEFAULT_JOB_SCRIPTS
 )
 ALL_SCRIPTS = USAGE_SCRIPTS + DEFAULT_JOB_SCRIPTS

@@ -68,7 +68,11 @@ def report_markdown(summary: dict) -> str:
     for name, group in summary.get("groups", {}).items():
         lines.append(f"| {summary['by']} = {name} | {_share(group['share_female'])} | {_share(group.get('share_male'))} | "
                      f"{_argmax(group['share_female_argmax'])} | {group['n_faces']} |")
-    lines += ["", "## Age groups", "", "| age group | share | argmax count |", "|---|---|---|"]
+    age_method = (overall.get("estimators") or {}).get("age_group", summary["estimator"])
+    age_how = ("Sums of the faces' probabilities (PCC), not adjusted: the labelled faces have no age labels; no interval."
+               if age_method == "pcc" and summary["rates_from"] else
+               f"Estimated with {age_method.upper()} as above; nine classes make wider intervals than two.")
+    lines += ["", "## Age groups", "", age_how, "", "| age group | share | argmax count |", "|---|---|---|"]
     if overall["age_group"]:
         lines += [f"| {group} | {_share(overall['age_group'][group])} | {_argmax(overall['age_group_argmax'][group])} |"
                   for group in AGE_GROUPS]
