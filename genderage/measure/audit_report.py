@@ -148,7 +148,8 @@ def plot_composition(summary: dict, path: str | Path) -> None:
         right.bar(AGE_GROUPS, estimates, yerr=error, color="tab:orange", capsize=3, label="estimate, 95% interval")
         right.plot(AGE_GROUPS, [overall["age_group_argmax"][a] for a in AGE_GROUPS], "x", color="grey", label="argmax count")
         right.legend(fontsize=8)
-    right.set_xlabel("age group (overall)")
+    age_method = (overall.get("estimators") or {}).get("age_group", summary["estimator"])
+    right.set_xlabel(f"age group (overall, {age_method.upper()}{', unadjusted' if age_method in ('pcc', 'cc') else ''})")
     right.set_ylabel("share of faces")
     figure.suptitle(f"{overall['n_faces']} faces in {overall['n_photos']} photos; {summary['estimator'].upper()}"
                     + (f", rates from {summary['rates_from']}" if summary["rates_from"] else ", unadjusted"), fontsize=9)
