@@ -1,4 +1,5 @@
-"""audit.py --engine ray: the same rows as the local engine, and an actor killed mid-run loses and repeats nothing."""
+"""audit.py --engine ray: the same rows as the local engine, and an actor killed mid-run loses and repeats nothing;
+the local engine after a killed worker: one line, then --resume finishes."""
 
 import os
 import signal
@@ -84,3 +85,42 @@ def test_ray_gives_the_local_rows_and_survives_a_killed_actor(collection, tiny_m
     local_rows = pd.read_parquet(tmp_path / "local" / "faces.parquet")
     assert len(ray_rows) == 242 and ray_rows["photo"].is_unique  # every photo once: none lost, none repeated
     pd.testing.assert_frame_equal(ray_rows, local_rows, atol=1e-5)
+
+
+def test_local_worker_killed_mid_run_stops_with_one_line_and_resume_finishes(collection, tiny_model, tmp_path):
+    """The local engine cannot retry a dead process's chunk: it says so, the finished shards stand, --resume completes."""
+    out = tmp_path / "local"
+    run = audit(str(collection), "--output", str(out), "--model", tiny_model, "--workers", "2", "--shard-photos", "10")
+    killed, deadline = False, time.time() + 300
+    while run.poll() is None and time.time() < deadline and not killed:
+        workers = [pid for pid in spawned_children(run.pid)]
+        if workers and list((out / "shards").glob("part-*.parquet")):
+            os.kill(workers[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
+    output = run.communicate(timeout=600)[0]
+    assert killed, "the run ended before a worker could be killed"
+    # (Python's resource tracker may add a warning about the dead process's semaphores after the line.)
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert run.returncode == 2 and errors == [errors[0]] and "a worker process died" in errors[0] and "Traceback" not in output, output[-2000:]
+    finished = {file.name: file.stat().st_mtime_ns for file in (out / "shards").glob("part-*.parquet")}
+    resumed = audit(str(collection), "--output", str(out), "--model", tiny_model, "--workers", "2", "--shard-photos", "10", "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
+    assert all((out / "shards" / name).stat().st_mtime_ns == mtime for name, mtime in finished.items())
+    rows = pd.read_parquet(out / "faces.parquet")
+    assert len(rows) == 242 and rows["photo"].is_unique
+
+
+def spawned_children(parent: int) -> list[int]:
+    """The multiprocessing workers started by `parent`."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+                children.append(int(entry.name))
+    return children
