@@ -138,7 +138,13 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sets = labelled_sets(args)
+    from genderage.data.sources import SourceError
+
+    try:
+        sets = labelled_sets(args)
+    except (SourceError, ValueError, OSError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     shares = [float(s) for s in args.shares.split(",")]
     rng = np.random.default_rng(args.seed)
     results = {}

@@ -96,11 +96,18 @@ def stages(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.stages:
-        stages(args)
-        return 0
-    if args.one:
-        print(json.dumps(one_run(args)))
+    from genderage.measure.collection import read_collection
+
+    try:
+        read_collection(args.inputs)  # a missing folder or an empty one: one line, before any run
+        if args.stages:
+            stages(args)
+        elif args.one:
+            print(json.dumps(one_run(args)))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.stages or args.one:
         return 0
     runs = []
     configurations = [(engine, workers) for engine in args.engines.split(",") for workers in args.workers.split(",")]
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         # One thread per worker for both engines (a lone local worker would otherwise take every core).
         done = subprocess.run(child, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
+            print(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"error: the {engine} run failed", file=sys.stderr)
             return done.returncode
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         r = runs[-1]

@@ -48,6 +48,20 @@ def folders_dir(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny random timm model with the 18 joint labels, as a model folder (torch weights, no ONNX file)."""
+    import torch
+
+    from genderage.labels import JOINT_LABELS
+    from genderage.training.modeling import build_timm_model, save_model
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), folder)
+    return str(folder)
+
+
 def recipe_classes(recipe: Path) -> tuple:
     """The argument classes a recipe is read into: convert_dlib.py's recipes name a teacher, train.py's a model."""
     import yaml

@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import audit
@@ -15,15 +14,13 @@ from conftest import random_image
 from genderage.labels import AGE_GROUPS, GENDERS, JOINT_LABELS
 from genderage.measure.audit import composition
 from genderage.measure.labelled_faces import LabelledFaces, write_quantification
-from genderage.training.modeling import build_timm_model, save_model
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tiny random model whose folder keeps labelled faces (as cross_dataset.py --rates writes them)."""
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), folder)
+def rated_model(tiny_model, tmp_path_factory):
+    """The tiny model, with labelled faces in its folder (as cross_dataset.py --rates writes them)."""
+    folder = tmp_path_factory.mktemp("model") / "rated"
+    shutil.copytree(tiny_model, folder)
     rng = np.random.default_rng(0)
     joint = rng.dirichlet(np.ones(len(JOINT_LABELS)), 200)
     write_quantification(folder, [LabelledFaces("tiny test set", [str(i) for i in range(200)], rng.integers(0, 2, 200),
@@ -58,9 +55,9 @@ def run(args, capsys=None):
     return code
 
 
-def test_audit_writes_faces_summary_report_and_picture(collection, tiny_model, tmp_path, capsys):
+def test_audit_writes_faces_summary_report_and_picture(collection, rated_model, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run([collection, "--output", out, "--model", tiny_model, "--by", "folder"]) == 0
+    assert run([collection, "--output", out, "--model", rated_model, "--by", "folder"]) == 0
     printed = capsys.readouterr().out
     assert "4 faces in 5 photos" in printed and "Women:" in printed and "argmax count" in printed
 
@@ -93,9 +90,9 @@ def test_audit_writes_faces_summary_report_and_picture(collection, tiny_model, t
     assert Image.open(out / "composition.png").size[0] > 500
 
 
-def test_resume_keeps_finished_shards_and_redoes_the_missing_one(collection, tiny_model, tmp_path, monkeypatch):
+def test_resume_keeps_finished_shards_and_redoes_the_missing_one(collection, rated_model, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    assert run([collection, "--output", out, "--model", tiny_model, "--shard-photos", "2"]) == 0
+    assert run([collection, "--output", out, "--model", rated_model, "--shard-photos", "2"]) == 0
     shards = sorted((out / "shards").glob("part-*.parquet"))
     assert len(shards) == 3
     first = pd.read_parquet(out / "faces.parquet")
@@ -104,11 +101,11 @@ def test_resume_keeps_finished_shards_and_redoes_the_missing_one(collection, tin
     predicted = []
     original = audit_module().face_records
     monkeypatch.setattr(audit_module(), "face_records", lambda position, rows: predicted.append(position) or original(position, rows))
-    assert run([collection, "--output", out, "--model", tiny_model, "--shard-photos", "2", "--resume"]) == 0
+    assert run([collection, "--output", out, "--model", rated_model, "--shard-photos", "2", "--resume"]) == 0
     assert sorted(predicted) == [2, 3] and shards[0].stat().st_mtime_ns == kept
     pd.testing.assert_frame_equal(pd.read_parquet(out / "faces.parquet"), first)
     # Another collection in the same folder: resume refuses to mix them.
-    assert run([collection / "2005", "--output", out, "--model", tiny_model, "--shard-photos", "2", "--resume"]) == 2
+    assert run([collection / "2005", "--output", out, "--model", rated_model, "--shard-photos", "2", "--resume"]) == 2
 
 
 def audit_module():
@@ -117,39 +114,39 @@ def audit_module():
     return module
 
 
-def test_a_table_with_paths_and_columns_groups_by_its_column(collection, tiny_model, tmp_path):
+def test_a_table_with_paths_and_columns_groups_by_its_column(collection, rated_model, tmp_path):
     table = tmp_path / "photos.csv"
     pd.DataFrame({"file": [str(collection / "2005" / "one.jpg"), "2006/again.png"], "outlet": ["a", "b"]}).to_csv(table, index=False)
     shutil.copytree(collection / "2006", tmp_path / "2006")  # a relative path is read from the table's folder
     out = tmp_path / "out"
-    assert run([table, "--path-column", "file", "--by", "outlet", "--output", out, "--model", tiny_model]) == 0
+    assert run([table, "--path-column", "file", "--by", "outlet", "--output", out, "--model", rated_model]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {name: group["n_faces"] for name, group in summary["groups"].items()} == {"a": 1, "b": 1}
 
 
-def test_a_saved_dataset_is_audited_with_its_label_columns(collection, tiny_model, tmp_path):
+def test_a_saved_dataset_is_audited_with_its_label_columns(collection, rated_model, tmp_path):
     import datasets
 
     features = datasets.Features({"image": datasets.Image(), "source": datasets.ClassLabel(names=["x", "y"])})
     images = [str(collection / "2005" / "one.jpg"), str(collection / "2006" / "again.png"), str(collection / "2006" / "noface.png")]
     datasets.Dataset.from_dict({"image": images, "source": [0, 1, 1]}, features=features).save_to_disk(tmp_path / "saved")
     out = tmp_path / "out"
-    assert run(["--dataset", tmp_path / "saved", "--by", "source", "--output", out, "--model", tiny_model]) == 0
+    assert run(["--dataset", tmp_path / "saved", "--by", "source", "--output", out, "--model", rated_model]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["groups"]["x"]["n_faces"] == 1 and summary["groups"]["y"]["photos_without_face"] == 1
     assert pd.read_parquet(out / "faces.parquet")["photo"].str.contains(r"\[train\]\[0\]", regex=True).any()
 
 
-def test_a_labelled_sample_supplies_the_rates(collection, tiny_model, folders_dir, tmp_path, capsys):
+def test_a_labelled_sample_supplies_the_rates(collection, rated_model, folders_dir, tmp_path, capsys):
     out = tmp_path / "out"
     # Random images: no face in the sample is one clear line.
-    assert run([collection / "2005", "--output", out, "--model", tiny_model, "--labelled", f"folders={folders_dir}"]) == 2
+    assert run([collection / "2005", "--output", out, "--model", rated_model, "--labelled", f"folders={folders_dir}"]) == 2
     assert "no face found in any of its 20 photos" in capsys.readouterr().err
     for folder in ("women", "men"):
         (tmp_path / "sample" / folder).mkdir(parents=True)
         for i in range(3):
             shutil.copy(collection / "2005" / "one.jpg", tmp_path / "sample" / folder / f"{i}.jpg")
-    assert run([collection / "2005", "--output", out, "--model", tiny_model, "--labelled", f"folders={tmp_path / 'sample'}"]) == 0
+    assert run([collection / "2005", "--output", out, "--model", rated_model, "--labelled", f"folders={tmp_path / 'sample'}"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rates_from"].startswith("the labelled sample")
     assert "tiny test set" in summary["model_measured"]  # the model's own figures are still reported
@@ -161,11 +158,11 @@ def test_a_labelled_sample_supplies_the_rates(collection, tiny_model, folders_di
     (lambda root, tmp: [tmp / "no_path.csv"], "has no column 'path'"),
     (lambda root, tmp: [root, "--by", "year"], "--by year: the collection has no such column (its columns: folder)"),
 ])
-def test_bad_inputs_get_one_line(collection, tiny_model, tmp_path, capsys, make_args, expected):
+def test_bad_inputs_get_one_line(collection, rated_model, tmp_path, capsys, make_args, expected):
     empty = tmp_path / "empty"
     empty.mkdir()
     pd.DataFrame({"file": ["a.jpg"]}).to_csv(tmp_path / "no_path.csv", index=False)
-    assert run([*make_args(collection, empty if "no photos" in expected else tmp_path), "--output", tmp_path / "out", "--model", tiny_model]) == 2
+    assert run([*make_args(collection, empty if "no photos" in expected else tmp_path), "--output", tmp_path / "out", "--model", rated_model]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and expected in error
 

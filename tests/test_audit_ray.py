@@ -10,23 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from genderage.labels import JOINT_LABELS
-from genderage.training.modeling import build_timm_model, save_model
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import predict
 from conftest import random_image
-from genderage.labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+from genderage.labels import AGE_GROUPS, GENDERS
 from genderage.serving.predict import done_files, list_photos, predict_photos
-from genderage.training.modeling import build_timm_model, save_model
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    save_model(*build_timm_model("test_efficientnet", JOINT_LABELS, 32), folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")
