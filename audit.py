@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     from genderage.measure.audit import model_rates, predict_collection, sample_rates, summarise, write_summary
     from genderage.measure.collection import read_collection
     from genderage.serving.inference import DEFAULT_MODEL, check_model
-    from genderage.serving.predict import WorkerDied
 
     model = args.model or DEFAULT_MODEL
     try:
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                    args.shard_photos, args.address)
         summary = summarise(faces, rates, args.by, args.estimator, args.rounds, model, own.measured if own else None)
         write_summary(summary, args.output)
-    except (SourceError, ValueError, OSError, WorkerDied) as error:
+    except (SourceError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: WorkerDied, an unfinished engine
         print(f"error: {error}", file=sys.stderr)
         return 2
     overall = summary["overall"]

@@ -11,7 +11,7 @@ from PIL import Image
 
 import audit
 from conftest import random_image
-from genderage.labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+from genderage.labels import AGE_GROUPS, JOINT_LABELS
 from genderage.measure.audit import composition
 from genderage.measure.labelled_faces import LabelledFaces, write_quantification
 
@@ -50,9 +50,8 @@ def collection(tmp_path_factory):
     return root
 
 
-def run(args, capsys=None):
-    code = audit.main([*map(str, args), "--workers", "1", "--rounds", "50"])
-    return code
+def run(args) -> int:
+    return audit.main([*map(str, args), "--workers", "1", "--rounds", "50"])
 
 
 def test_audit_writes_faces_summary_report_and_picture(collection, rated_model, tmp_path, capsys):
@@ -197,4 +196,4 @@ def test_a_one_gender_set_lends_its_ages_but_not_its_gender():
     mixed = LabelledFaces("mixed", ["a", "b"], np.array([0, 1]), np.array([2, 3]), np.full((2, len(JOINT_LABELS)), 1 / 18))
     pooled = LabelledFaces.pooled([men, mixed])
     assert pooled.task("gender")[1].tolist() == [0, 1] and len(pooled.task("age_group")[1]) == 4
-    assert len(set(pooled.photo)) == 4 and GENDERS[0] == "female"
+    assert len(set(pooled.photo)) == 4

@@ -29,7 +29,6 @@ from .quantify import ESTIMATORS, bootstrap_interval, estimate
 # Chosen by the simulation in docs/audit.md: PACC keeps the mean error under 3 points from 10% to 70% women.
 DEFAULT_ESTIMATOR = "pacc"
 UNCERTAIN_BELOW = 0.6  # the app's default: a face whose likelier gender has less than this is "uncertain"
-AGE_COLUMNS = [f"p_{group}" for group in AGE_GROUPS]
 ENGINES = ("local", "ray")
 
 
