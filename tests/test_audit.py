@@ -197,3 +197,14 @@ def test_a_one_gender_set_lends_its_ages_but_not_its_gender():
     pooled = LabelledFaces.pooled([men, mixed])
     assert pooled.task("gender")[1].tolist() == [0, 1] and len(pooled.task("age_group")[1]) == 4
     assert len(set(pooled.photo)) == 4
+
+
+def test_a_collection_without_faces_still_reports(rated_model, tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    random_image(3, size=128).save(tmp_path / "photos" / "noface.png")
+    out = tmp_path / "out"
+    assert run([tmp_path / "photos", "--output", out, "--model", rated_model]) == 0
+    assert "no faces found in 1 photos" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["share_female"] is None and summary["overall"]["photos_without_face"] == 1
+    assert (out / "composition.png").is_file() and "| overall | – |" in (out / "report.md").read_text()

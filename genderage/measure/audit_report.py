@@ -138,7 +138,10 @@ def plot_composition(summary: dict, path: str | Path) -> None:
     left.set_xlim(0, 1)
     left.set_xlabel("share of women among the faces")
     left.axvline(0.5, color="lightgrey", linewidth=1, zorder=0)
-    left.legend(loc="lower right", fontsize=8)
+    if groups:
+        left.legend(loc="lower right", fontsize=8)
+    else:
+        left.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=left.transAxes)
     overall = summary["overall"]
     if overall["age_group"]:
         estimates = [overall["age_group"][a]["estimate"] for a in AGE_GROUPS]
