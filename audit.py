@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="train", help="the dataset's split (default: train)")
     parser.add_argument("--engine", default="local", choices=["local", "ray"], help="local worker processes (default) or a Ray Data actor pool")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes or Ray actors, one core each (default: all cores)")
-    parser.add_argument("--address", help="--engine ray: a running Ray cluster (e.g. ray://head:10001; default: start a local runtime)")
+    parser.add_argument("--address", help="--engine ray: join a running Ray cluster ('auto' on one of its nodes; default: start a local runtime)")
     parser.add_argument("--resume", action="store_true", help="keep the finished shards of an interrupted run in DIR")
     parser.add_argument("--estimator", default="pacc", choices=["cc", "pcc", "acc", "pacc", "sld"], help="how shares are estimated (default: pacc)")
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap rounds for the intervals (default: 200)")

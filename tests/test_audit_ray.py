@@ -113,3 +113,23 @@ def spawned_children(parent: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
                 children.append(int(entry.name))
     return children
+
+
+def test_a_running_cluster_is_joined_with_address(collection, tiny_model, tmp_path):
+    """`ray start --head` as on a cluster's head node (its workers import genderage), then --address auto joins it."""
+    ray = str(Path(sys.executable).parent / "ray")
+    photos = tmp_path / "photos.txt"
+    photos.write_text("\n".join(str(collection / f"{i:03d}.jpg") for i in range(20)) + "\n" + str(collection / "zz_broken.jpg"))
+    started = subprocess.run([ray, "start", "--head", "--num-cpus", "2", "--port", "6391", "--include-dashboard", "false",
+                              "--disable-usage-stats"], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        joined = audit(str(photos), "--output", str(tmp_path / "cluster"), "--model", tiny_model, "--engine", "ray",
+                       "--workers", "2", "--address", "auto")
+        assert joined.wait(timeout=600) == 0, joined.stdout.read()
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+    local = audit(str(photos), "--output", str(tmp_path / "local"), "--model", tiny_model, "--workers", "1")
+    assert local.wait(timeout=600) == 0, local.stdout.read()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cluster" / "faces.parquet"),
+                                  pd.read_parquet(tmp_path / "local" / "faces.parquet"), atol=1e-5)
