@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS
+from ..serving.predict import NO_FACE_REASON, TOO_SMALL_REASON
 from .collection import Collection
-from .labelled_faces import QUANTIFICATION_FILE, LabelledFaces, marginal_probabilities, read_quantification
+from .labelled_faces import QUANTIFICATION_FILE, SAMPLE_PREFIX, LabelledFaces, marginal_probabilities, read_quantification
 from .quantify import ESTIMATORS, bootstrap_interval, estimate
 
 # Chosen by the simulation in docs/audit.md: PACC keeps the mean error under 3 points from 10% to 70% women.
@@ -147,7 +148,7 @@ def sample_rates(model: str, spec: str, limit: int | None = None) -> LabelledFac
     answers = predict_path(classifier, data.images, FaceDetector(chip=classifier.face_chip), warm_up=False)
     if not any(answers.found):
         raise ValueError(f"--labelled {spec}: no face found in any of its {len(data.rows)} photos")
-    return LabelledFaces.from_answers(f"the labelled sample {parse_source_spec(spec).name}", [str(i) for i in range(len(data.rows))],
+    return LabelledFaces.from_answers(f"{SAMPLE_PREFIX} {parse_source_spec(spec).name}", [str(i) for i in range(len(data.rows))],
                                       data.rows, answers.predictions, answers.found)
 
 
@@ -163,7 +164,7 @@ def composition(faces: pd.DataFrame, rates: LabelledFaces | None, estimator: str
     found = faces[faces["face"].notna()]
     photos = faces["photo"].nunique()
     reasons = faces.loc[faces["face"].isna(), "reason"].fillna("")
-    no_face = int(reasons.isin(["no face found", "too small to contain a face"]).sum())
+    no_face = int(reasons.isin([NO_FACE_REASON, TOO_SMALL_REASON]).sum())
     result = {"n_photos": int(photos), "n_faces": int(len(found)), "photos_without_face": no_face,
               "unusable_files": int(len(reasons) - no_face), "faces_per_photo": round(len(found) / max(1, photos - (len(reasons) - no_face)), 3)}
     if found.empty:
@@ -204,7 +205,6 @@ def summarise(faces: pd.DataFrame, rates: LabelledFaces | None, by: str | None =
     summary = {"model": str(model), "estimator": estimator if rates is not None else "pcc", "uncertain_below": UNCERTAIN_BELOW,
                "model_measured": model_measured or {},
                "rates_from": rates.described if rates is not None else None,
-               "rates_measured": rates.measured if rates is not None else {},
                "labelled_faces": 0 if rates is None else int(len(rates.photo)),
                "by": by, "overall": composition(faces, rates, estimator, rounds)}
     if by is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..labels import AGE_GROUPS, GENDERS
+from .labelled_faces import SAMPLE_PREFIX
 
 MANY_WITHOUT_FACE = 0.2  # above this share of photos without a face, the collection looks unlike the measured sets
 MANY_UNCERTAIN = 0.15  # above this share of uncertain gender answers, likewise
@@ -31,7 +32,7 @@ def warnings_for(summary: dict) -> list[str]:
     if summary["rates_from"] is None:
         found.append("No labelled faces were available (no quantification.json in the model folder and no --labelled), "
                      "so the shares are sums of probabilities, not adjusted for the model's errors, and have no interval.")
-    elif summary["rates_from"].startswith("the labelled sample"):
+    elif summary["rates_from"].startswith(SAMPLE_PREFIX):
         if summary["labelled_faces"] < 200:
             found.append(f"Only {summary['labelled_faces']} labelled faces stand behind the rates: the intervals are wide.")
     else:

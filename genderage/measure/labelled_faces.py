@@ -16,6 +16,7 @@ import numpy as np
 from ..labels import AGE_GROUPS, GENDERS, JOINT_LABELS, split_joint_label
 
 QUANTIFICATION_FILE = "quantification.json"
+SAMPLE_PREFIX = "the labelled sample"  # how rates from `audit.py --labelled` are described (the report tells them apart)
 TASKS = {"gender": GENDERS, "age_group": AGE_GROUPS, "joint": JOINT_LABELS}
 # Joint class index -> its gender's and its age group's index (the marginals are sums over these).
 _GENDER_OF = np.array([GENDERS.index(split_joint_label(label)[0]) for label in JOINT_LABELS])
