@@ -11,8 +11,11 @@ with --sets) is split in two halves at random: the model's error rates come from
 faces are drawn from the other at each share of women, --collections per share (each face a woman with that
 probability, as a collection samples whatever produced its photos). For every estimator: the mean signed and the mean
 absolute error against the collection's own share of women, in points; for the adjusted ones, how often the 95%
-bootstrap interval (photos and rate photos resampled) holds the share the collection was drawn at, and its own count. --cross "A+B->C" adds a row where the rates come
-from whole sets A and B and the collections from set C: an audit that relies on the model's own test sets.
+bootstrap interval (photos and rate photos resampled) holds the share the collection was drawn at, and its own count.
+A second table does the age groups: collections at random age shares (Dirichlet, α = 1), the mean total-variation
+distance between estimated and own shares, in points (half the summed absolute errors). --cross "A+B->C" adds a
+gender row where the rates come from whole sets A and B and the collections from set C: an audit that relies on the
+model's own test sets. --tasks gender or --tasks age_group runs one table only.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=300, help="faces per collection")
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap rounds per interval")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tasks", default="gender,age_group", help="which tables: gender, age_group or both")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--markdown", help="write the table here")
     args = parser.parse_args(argv)
@@ -124,6 +128,24 @@ def simulate(rate_faces: tuple, pool: tuple, shares: list[float], args: argparse
     return result
 
 
+def simulate_age(rate_faces: tuple, pool: tuple, args: argparse.Namespace, rng) -> dict:
+    """Age-group composition: collections of --size faces at random age shares (Dirichlet, α = 1, over the groups the
+    pool has); per estimator, the mean total-variation distance to the collection's own shares, in points."""
+    from genderage.measure.quantify import Rates, estimate
+
+    rates = Rates.from_labelled(*rate_faces)
+    probabilities, truth = pool
+    present = [group for group in range(probabilities.shape[1]) if (truth == group).sum() >= 5]
+    distances = {method: [] for method in ESTIMATORS}
+    for _ in range(args.collections):
+        counts = rng.multinomial(args.size, rng.dirichlet(np.ones(len(present))))
+        chosen = np.concatenate([rng.choice(np.flatnonzero(truth == group), count) for group, count in zip(present, counts)])
+        own = np.bincount(truth[chosen], minlength=probabilities.shape[1]) / args.size
+        for method in ESTIMATORS:
+            distances[method].append(50 * np.abs(estimate(probabilities[chosen], rates, method) - own).sum())
+    return {method: float(np.mean(values)) for method, values in distances.items()}
+
+
 def markdown(results: dict) -> str:
     head = ("| rates → collections | true share of women | " + " | ".join(m.upper() for m in ESTIMATORS)
             + " | " + " | ".join(f"{m.upper()} 95% interval: covers the source's share / the own count (width)" for m in WITH_INTERVALS) + " |")
@@ -148,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     shares = [float(s) for s in args.shares.split(",")]
     rng = np.random.default_rng(args.seed)
     results = {}
-    for name, faces in sets.items():
+    for name, faces in sets.items() if "gender" in args.tasks else ():
         probabilities, truth = gender_faces(faces)
         if len(set(truth)) < 2:
             print(f"{name}: one gender only, skipped")
@@ -158,14 +180,29 @@ def main(argv: list[str] | None = None) -> int:
         key = f"{name} half → {name} other half"
         results[key] = simulate((probabilities[half_a], truth[half_a]), (probabilities[half_b], truth[half_b]), shares, args, rng)
         print(key, json.dumps(results[key]), flush=True)
-    for text in args.cross:
+    for text in args.cross if "gender" in args.tasks else ():
         sources, _, target = text.partition("->")
         parts = [gender_faces(sets[s.strip()]) for s in sources.split("+")]
         rate_faces = (np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts]))
         key = f"{sources.strip()} → {target.strip()}"
         results[key] = simulate(rate_faces, gender_faces(sets[target.strip()]), shares, args, rng)
         print(key, json.dumps(results[key]), flush=True)
-    table = markdown(results)
+    ages = {}
+    for name, faces in sets.items() if "age_group" in args.tasks else ():
+        probabilities, truth, _ = faces.task("age_group")
+        if len(set(truth)) < 2:
+            print(f"{name}: no age labels, skipped")
+            continue
+        order = rng.permutation(len(truth))
+        half_a, half_b = order[: len(order) // 2], order[len(order) // 2 :]
+        ages[name] = simulate_age((probabilities[half_a], truth[half_a]), (probabilities[half_b], truth[half_b]), args, rng)
+        print(f"{name} age groups", json.dumps(ages[name]), flush=True)
+    age_table = "\n".join(["| age groups: rates → collections | " + " | ".join(m.upper() for m in ESTIMATORS) + " |",
+                           "|---" * (1 + len(ESTIMATORS)) + "|"]
+                          + [f"| {name} half → other half | " + " | ".join(f"{figures[m]:.1f}" for m in ESTIMATORS) + " |"
+                             for name, figures in ages.items()])
+    results["age_groups"] = ages
+    table = markdown({k: v for k, v in results.items() if k != "age_groups"}) + "\n\n" + age_table
     print("\nMean signed error of the share of women in points (mean absolute error); interval coverage (mean width)\n" + table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

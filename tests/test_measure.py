@@ -225,3 +225,13 @@ def test_card_shows_stability_fairness_tables_and_sheet_links():
     assert "![utk: most confident gender mistakes](cross_dataset/utk_mistakes.png)" in card
     assert "elsewhere" not in card
     assert card.index("| mw (") < card.index("### utk")  # the per-set details come under the main table
+
+
+def test_a_limit_spreads_over_the_whole_list():
+    from genderage.data.labelled import spread
+
+    names = [f"{age}_0_0_x.jpg" for age in range(1, 101)] + [f"{age}_1_0_x.jpg" for age in range(1, 16)]
+    kept = spread(sorted(names), 100)
+    assert len(kept) == len(set(kept)) == 100
+    assert any(name.startswith("9") for name in kept) and kept[-1].startswith("9")  # the end of the list is reached
+    assert spread(names, None) == names and spread(names, 500) == names

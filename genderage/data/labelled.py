@@ -44,7 +44,7 @@ def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
     from .sources import parse_source_spec, read_source
 
     found = read_source(parse_source_spec(spec_text))
-    records = found.records[:: max(1, len(found.records) // limit)][:limit] if limit else found.records
+    records = spread(found.records, limit)
     result = LabelledImages(skipped=list(found.dropped))
     for record in records:
         try:
@@ -56,6 +56,15 @@ def from_source(spec_text: str, limit: int | None = None) -> LabelledImages:
         result.rows.append({"gender": record.gender, "age_group": record.age_group, "age": record.age,
                             "race": record.race, "source": record.source})
     return result
+
+
+def spread(items: list, limit: int | None) -> list:
+    """`limit` items spread evenly over the whole list (all of them without a limit). A stride of
+    len // limit would take a prefix whenever the list is shorter than twice the limit: with files sorted by name,
+    e.g. UTKFace's, that leaves out whole ages."""
+    if not limit or limit >= len(items):
+        return list(items)
+    return [items[i * len(items) // limit] for i in range(limit)]
 
 
 def split_metadata(data_dir: str, split: str):
@@ -79,8 +88,7 @@ def originals_of_prepared(data_dir: str, split: str, source: str | None = None, 
 
     lines = split_metadata(data_dir, split).read_text().splitlines()
     rows = [row for row in map(json.loads, lines) if source is None or row["source"] == source]
-    if limit:
-        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    rows = spread(rows, limit)
     result = LabelledImages()
     for row in rows:
         try:
