@@ -8,9 +8,10 @@ Usage:
 
 PHOTOS are folders (searched recursively; their sub-folder is the column "folder"), globs, list files (.txt), or CSV /
 Parquet tables with a column of photo paths (--path-column) and any other columns to group by.
-Every face is answered through the app's path; the shares are then adjusted for the model's measured errors (PACC:
-the model's mean probabilities per true class, from labelled photos), not counted, since counting each face's likelier
-answer is biased whenever the collection's shares differ from those the model was measured on. The error rates come
+Every face is answered through the app's path; the share of women is then adjusted for the model's measured errors
+(PACC: the model's mean probabilities per true class, from labelled photos), not counted, since counting each face's
+likelier answer is biased whenever the collection's shares differ from those the model was measured on. Age groups are
+the mean of the probabilities (PCC) by default: with nine classes, no adjustment measured better (docs/audit.md). The error rates come
 from the model folder's quantification.json (its test sets), or better from --labelled, a labelled sample of the same
 collection (KIND=PATH[,options], as accuracy.py --source). Intervals resample the photos and the labelled photos.
 
@@ -41,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes or Ray actors, one core each (default: all cores)")
     parser.add_argument("--address", help="--engine ray: join a running Ray cluster ('auto' on one of its nodes; default: start a local runtime)")
     parser.add_argument("--resume", action="store_true", help="keep the finished shards of an interrupted run in DIR")
-    parser.add_argument("--estimator", default="pacc", choices=["cc", "pcc", "acc", "pacc", "sld"], help="how shares are estimated (default: pacc)")
+    parser.add_argument("--estimator", default="pacc", choices=["cc", "pcc", "acc", "pacc", "sld"], help="how the share of women is estimated (default: pacc)")
+    parser.add_argument("--age-estimator", default="pcc", choices=["cc", "pcc", "acc", "pacc", "sld"],
+                        help="how the age-group and gender × age shares are estimated (default: pcc; see docs/audit.md)")
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap rounds for the intervals (default: 200)")
     parser.add_argument("--chunk", type=int, default=16, help="photos per batch (their faces are classified together)")
     parser.add_argument("--shard-photos", type=int, default=1000, help="photos per output shard (default: 1000)")
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(collection.table)} photos; error rates from {rates.described if rates else 'nowhere (unadjusted)'}", file=sys.stderr)
         faces = predict_collection(collection, args.output, model, args.engine, args.workers, args.resume, args.chunk,
                                    args.shard_photos, args.address)
-        summary = summarise(faces, rates, args.by, args.estimator, args.rounds, model, own.measured if own else None)
+        estimators = {"gender": args.estimator, "age_group": args.age_estimator, "joint": args.age_estimator}
+        summary = summarise(faces, rates, args.by, estimators, args.rounds, model, own.measured if own else None)
         write_summary(summary, args.output)
     except (SourceError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: WorkerDied, an unfinished engine
         print(f"error: {error}", file=sys.stderr)

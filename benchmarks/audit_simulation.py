@@ -12,8 +12,8 @@ faces are drawn from the other at each share of women, --collections per share (
 probability, as a collection samples whatever produced its photos). For every estimator: the mean signed and the mean
 absolute error against the collection's own share of women, in points; for the adjusted ones, how often the 95%
 bootstrap interval (photos and rate photos resampled) holds the share the collection was drawn at, and its own count.
-A second table does the age groups: collections at random age shares (Dirichlet, α = 1), the mean total-variation
-distance between estimated and own shares, in points (half the summed absolute errors). --cross "A+B->C" adds a
+A second table does the age groups: collections at random age shares (Dirichlet, α = 1 and 10), the mean
+total-variation distance between estimated and own shares, in points (half the summed absolute errors). --cross "A+B->C" adds a
 gender row where the rates come from whole sets A and B and the collections from set C: an audit that relies on the
 model's own test sets. --tasks gender or --tasks age_group runs one table only.
 """
@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap rounds per interval")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", default="gender,age_group", help="which tables: gender, age_group or both")
+    parser.add_argument("--age-concentrations", default="1,10",
+                        help="Dirichlet concentrations of the age shares: 1 spreads them wildly, 10 keeps them near even")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--markdown", help="write the table here")
     args = parser.parse_args(argv)
@@ -128,9 +130,9 @@ def simulate(rate_faces: tuple, pool: tuple, shares: list[float], args: argparse
     return result
 
 
-def simulate_age(rate_faces: tuple, pool: tuple, args: argparse.Namespace, rng) -> dict:
-    """Age-group composition: collections of --size faces at random age shares (Dirichlet, α = 1, over the groups the
-    pool has); per estimator, the mean total-variation distance to the collection's own shares, in points."""
+def simulate_age(rate_faces: tuple, pool: tuple, concentration: float, args: argparse.Namespace, rng) -> dict:
+    """Age-group composition: collections of --size faces at random age shares (Dirichlet(concentration) over the groups
+    the pool has); per estimator, the mean total-variation distance to the collection's own shares, in points."""
     from genderage.measure.quantify import Rates, estimate
 
     rates = Rates.from_labelled(*rate_faces)
@@ -138,7 +140,7 @@ def simulate_age(rate_faces: tuple, pool: tuple, args: argparse.Namespace, rng) 
     present = [group for group in range(probabilities.shape[1]) if (truth == group).sum() >= 5]
     distances = {method: [] for method in ESTIMATORS}
     for _ in range(args.collections):
-        counts = rng.multinomial(args.size, rng.dirichlet(np.ones(len(present))))
+        counts = rng.multinomial(args.size, rng.dirichlet(concentration * np.ones(len(present))))
         chosen = np.concatenate([rng.choice(np.flatnonzero(truth == group), count) for group, count in zip(present, counts)])
         own = np.bincount(truth[chosen], minlength=probabilities.shape[1]) / args.size
         for method in ESTIMATORS:
@@ -195,15 +197,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         order = rng.permutation(len(truth))
         half_a, half_b = order[: len(order) // 2], order[len(order) // 2 :]
-        ages[name] = simulate_age((probabilities[half_a], truth[half_a]), (probabilities[half_b], truth[half_b]), args, rng)
-        print(f"{name} age groups", json.dumps(ages[name]), flush=True)
-    age_table = "\n".join(["| age groups: rates → collections | " + " | ".join(m.upper() for m in ESTIMATORS) + " |",
+        for concentration in (float(c) for c in args.age_concentrations.split(",")):
+            key = f"{name} half → other half, α = {concentration:g}"
+            ages[key] = simulate_age((probabilities[half_a], truth[half_a]), (probabilities[half_b], truth[half_b]),
+                                     concentration, args, rng)
+            print(key, json.dumps(ages[key]), flush=True)
+    age_table = "\n".join(["| age groups: rates → collections, Dirichlet α | " + " | ".join(m.upper() for m in ESTIMATORS) + " |",
                            "|---" * (1 + len(ESTIMATORS)) + "|"]
-                          + [f"| {name} half → other half | " + " | ".join(f"{figures[m]:.1f}" for m in ESTIMATORS) + " |"
+                          + [f"| {name} | " + " | ".join(f"{figures[m]:.1f}" for m in ESTIMATORS) + " |"
                              for name, figures in ages.items()])
+    table = "\n\n".join(([markdown(results)] if results else []) + ([age_table] if ages else []))
     results["age_groups"] = ages
-    table = markdown({k: v for k, v in results.items() if k != "age_groups"}) + "\n\n" + age_table
-    print("\nMean signed error of the share of women in points (mean absolute error); interval coverage (mean width)\n" + table)
+    print("\nShare of women: mean signed error in points (mean absolute error), interval coverage (mean width); age groups: "
+          "mean total-variation distance in points\n" + table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.markdown:

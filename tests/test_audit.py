@@ -82,6 +82,7 @@ def test_audit_writes_faces_summary_report_and_picture(collection, rated_model, 
     assert (summary["overall"]["n_photos"], summary["overall"]["n_faces"]) == (5, 4)
     assert (summary["groups"]["2006"]["photos_without_face"], summary["groups"]["2006"]["unusable_files"]) == (1, 1)
     assert summary["rates_from"] == "tiny test set" and summary["estimator"] == "pacc"
+    assert summary["overall"]["estimators"] == {"gender": "pacc", "age_group": "pcc", "joint": "pcc"}  # measured defaults
 
     report = (out / "report.md").read_text()
     assert "argmax count" in report and "folder = 2005" in report and "tiny test set" in report

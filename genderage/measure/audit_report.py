@@ -70,9 +70,12 @@ def report_markdown(summary: dict) -> str:
         lines.append(f"| {summary['by']} = {name} | {_share(group['share_female'])} | {_share(group.get('share_male'))} | "
                      f"{_argmax(group['share_female_argmax'])} | {group['n_faces']} |")
     age_method = (overall.get("estimators") or {}).get("age_group", summary["estimator"])
-    age_how = ("Sums of the faces' probabilities (PCC), not adjusted: the labelled faces have no age labels; no interval."
-               if age_method == "pcc" and summary["rates_from"] else
-               f"Estimated with {age_method.upper()} as above; nine classes make wider intervals than two.")
+    if age_method == "pcc":
+        age_how = ("The mean of the faces' probabilities (PCC), not adjusted for the model's errors: with nine classes, no "
+                   "adjustment measured better (docs/audit.md). The interval resamples the photos only; the shares lean "
+                   "towards the age mix the model was calibrated on.")
+    else:
+        age_how = f"Estimated with {ESTIMATOR_WORDS.get(age_method, age_method.upper())}; nine classes make wider intervals than two."
     lines += ["", "## Age groups", "", age_how, "", "| age group | share | argmax count |", "|---|---|---|"]
     if overall["age_group"]:
         lines += [f"| {group} | {_share(overall['age_group'][group])} | {_argmax(overall['age_group_argmax'][group])} |"
