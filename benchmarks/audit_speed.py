@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from genderage.measure.collection import Collection, read_collection  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,13 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def one_run(args: argparse.Namespace) -> dict:
+def one_run(args: argparse.Namespace, collection: Collection) -> dict:
     """Time one engine at one worker count over the photos."""
     from genderage.measure.audit import engine_rows
-    from genderage.measure.collection import read_collection
 
     engine, workers = args.one[0], int(args.one[1])
-    collection = read_collection(args.inputs)
     collection.table = collection.table.iloc[: args.limit]
     started = time.perf_counter()
     arrived, faces = [], []
@@ -63,12 +63,11 @@ def one_run(args: argparse.Namespace) -> dict:
             "steady_faces_per_second": sum(faces[tenth + 1 :]) / steady_seconds}
 
 
-def stages(args: argparse.Namespace) -> dict:
+def stages(args: argparse.Namespace, collection: Collection) -> dict:
     """Where one core's time goes per photo: decode, detect (with its fallback), classify the faces (one batch each)."""
-    from genderage.measure.collection import read_collection
     from genderage.serving.predict import PhotoPredictor, PhotoRejected, open_photo
 
-    photos = read_collection(args.inputs).table["photo"].tolist()[: args.limit]
+    photos = collection.table["photo"].tolist()[: args.limit]
     predictor = PhotoPredictor(args.model, threads=1)
     spent = {"decode": 0.0, "detect": 0.0, "classify": 0.0}
     pixels, faces = 0, 0
@@ -96,14 +95,12 @@ def stages(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from genderage.measure.collection import read_collection
-
     try:
-        read_collection(args.inputs)  # a missing folder or an empty one: one line, before any run
+        collection = read_collection(args.inputs)  # a missing folder or an empty one: one line, before any run
         if args.stages:
-            stages(args)
+            stages(args, collection)
         elif args.one:
-            print(json.dumps(one_run(args)))
+            print(json.dumps(one_run(args, collection)))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -65,10 +65,10 @@ def report_markdown(summary: dict) -> str:
               "collection's shares differ from those the model was measured on.", "",
               "| | women | men | women, argmax count | faces |", "|---|---|---|---|---|",
               f"| overall | {_share(overall['share_female'])} | {_share(overall.get('share_male'))} | "
-              f"{_argmax(overall['share_female_argmax'])} | {overall['n_faces']} |"]
+              f"{_percent(overall['share_female_argmax'])} | {overall['n_faces']} |"]
     for name, group in summary.get("groups", {}).items():
         lines.append(f"| {summary['by']} = {name} | {_share(group['share_female'])} | {_share(group.get('share_male'))} | "
-                     f"{_argmax(group['share_female_argmax'])} | {group['n_faces']} |")
+                     f"{_percent(group['share_female_argmax'])} | {group['n_faces']} |")
     age_method = (overall.get("estimators") or {}).get("age_group", summary["estimator"])
     if age_method == "pcc":
         age_how = ("The mean of the faces' probabilities (PCC), not adjusted for the model's errors: with nine classes, no "
@@ -78,7 +78,7 @@ def report_markdown(summary: dict) -> str:
         age_how = f"Estimated with {ESTIMATOR_WORDS.get(age_method, age_method.upper())}; nine classes make wider intervals than two."
     lines += ["", "## Age groups", "", age_how, "", "| age group | share | argmax count |", "|---|---|---|"]
     if overall["age_group"]:
-        lines += [f"| {group} | {_share(overall['age_group'][group])} | {_argmax(overall['age_group_argmax'][group])} |"
+        lines += [f"| {group} | {_share(overall['age_group'][group])} | {_percent(overall['age_group_argmax'][group])} |"
                   for group in AGE_GROUPS]
     if summary.get("groups"):
         lines += ["", f"Per {summary['by']} (estimate):", "",
@@ -107,10 +107,6 @@ def report_markdown(summary: dict) -> str:
         lines += ["", "## Warnings", ""] + [f"- {text}" for text in found]
     lines += ["", "![composition](composition.png)", ""]
     return "\n".join(lines)
-
-
-def _argmax(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
 
 
 def _percent(value: float | None) -> str:
